@@ -1,0 +1,216 @@
+"""The high-level API: masks → PaliGemma text (`encode_mask`, `encode_masks`) and back (`decode_tokens`).
+
+``codec=None`` everywhere means the shared default codec, loaded lazily on first use with
+`load_codec` (``$PALIGEMMA_SEGCODEC_CHECKPOINT`` or the Hugging Face download).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from paligemma_segcodec.boxes import Box, Convention, box_to_loc, crop_pixels, tight_box, validate_box
+from paligemma_segcodec.codec import MASK_SIZE, Codec, load_codec
+from paligemma_segcodec.errors import SkippedObjectWarning
+from paligemma_segcodec.resize import resize
+from paligemma_segcodec.segment import Segment, paste_mask
+from paligemma_segcodec.tokens import format_object, parse_objects
+
+__all__ = ["PreparedMask", "decode_tokens", "default_codec", "encode_mask", "encode_masks", "prepare_mask"]
+
+
+def default_codec() -> Codec:
+    """The shared codec used when ``codec=None`` (loaded once, see `load_codec`)."""
+    return load_codec()
+
+
+def _as_float_mask(mask: npt.ArrayLike, where: str) -> npt.NDArray[np.float32]:
+    """Validates a mask and returns it as float32 ``(H, W)`` in [0, 1]."""
+    if isinstance(mask, (str, bytes)):
+        raise TypeError(f"{where} must be an array, got {type(mask).__name__}")
+    arr = np.asarray(mask)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 2:
+        raise ValueError(f"{where} must be 2-D (H, W), got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{where} has no pixels (shape {arr.shape})")
+    if arr.dtype == np.bool_:
+        return arr.astype(np.float32)
+    if np.issubdtype(arr.dtype, np.integer):
+        hi, lo = int(arr.max()), int(arr.min())
+        if lo >= 0 and hi <= 1:
+            return arr.astype(np.float32)
+        if lo >= 0 and hi == 255 and bool(np.all((arr == 0) | (arr == 255))):
+            return (arr == 255).astype(np.float32)
+        raise ValueError(
+            f"{where} is an integer mask with values other than 0/1 or 0/255 (range {lo}..{hi}): "
+            "threshold it first, e.g. mask > 127"
+        )
+    if np.issubdtype(arr.dtype, np.floating):
+        out = arr.astype(np.float32, copy=False)
+        if not np.all(np.isfinite(out)):
+            raise ValueError(f"{where} contains NaN or inf")
+        if out.min() < 0 or out.max() > 1:
+            raise ValueError(f"{where} is a float mask with values outside [0, 1] (range {out.min()}..{out.max()})")
+        return out
+    raise TypeError(f"{where} must be bool, integer or float, got dtype {arr.dtype}")
+
+
+@dataclass(frozen=True)
+class PreparedMask:
+    """A mask ready for the encoder: its box's loc tokens and the 64×64 crop.
+
+    Attributes:
+      loc: the 4 ``<loc>`` indices of the box.
+      mask64: float32 ``[64, 64]`` in [0, 1], the crop after the reference's antialiased resize.
+    """
+
+    loc: tuple[int, int, int, int]
+    mask64: npt.NDArray[np.float32]
+
+
+def prepare_mask(mask: npt.ArrayLike, box: Sequence[float] | None = None, *, where: str = "mask") -> PreparedMask:
+    """Crops and resizes a mask exactly like the reference encoder (host side, NumPy).
+
+    Args:
+      mask: ``(H, W)`` (or ``(H, W, 1)``) bool, integer 0/1 or 0/255, or float in [0, 1].
+      box: normalized ``(y1, x1, y2, x2)``; None = the tight box of the mask's non-zero pixels.
+
+    Raises:
+      ValueError: bad shape/values, an empty mask without a box, a box outside [0, 1] or of zero
+        area, or a box whose crop rounds to zero pixels.
+      TypeError: a non-numeric mask.
+    """
+    m = _as_float_mask(mask, where)
+    h, w = m.shape
+    the_box: Box = tight_box(m) if box is None else validate_box(box, where=f"box of {where}")
+    top, left, bottom, right = crop_pixels(the_box, h, w)
+    if bottom <= top or right <= left:
+        raise ValueError(
+            f"box {the_box} on the {h}x{w} {where} rounds to an empty crop "
+            f"(rows {top}:{bottom}, columns {left}:{right}); make the box at least a pixel wide"
+        )
+    mask64 = resize(m[top:bottom, left:right], MASK_SIZE, MASK_SIZE)
+    return PreparedMask(loc=box_to_loc(the_box), mask64=mask64)
+
+
+def encode_mask(
+    mask: npt.ArrayLike,
+    box: Sequence[float] | None = None,
+    *,
+    label: str | None = None,
+    codec: Codec | None = None,
+) -> str:
+    """One mask → PaliGemma's 4 ``<loc>`` + 16 ``<seg>`` tokens (+ ``" " + label``).
+
+    Args:
+      mask: ``(H, W)`` bool, uint8 (0/1 or 0/255) or float in [0, 1].
+      box: normalized ``(y1, x1, y2, x2)``; None = the mask's tight box.
+      label: appended after a space when given.
+      codec: the codec to use; None = the shared default.
+
+    Returns:
+      e.g. ``"<loc0024><loc0002><loc1004><loc0963><seg057>…<seg012> water"``.
+
+    Raises:
+      ValueError / TypeError: see `prepare_mask`.
+    """
+    return encode_masks([mask], None if box is None else [box], None if label is None else [label], codec=codec)[0]
+
+
+def encode_masks(
+    masks: Sequence[npt.ArrayLike],
+    boxes: Sequence[Sequence[float] | None] | None = None,
+    labels: Sequence[str | None] | None = None,
+    *,
+    codec: Codec | None = None,
+) -> list[str]:
+    """Many masks (any sizes) → one token string each, with batched device calls.
+
+    Identical to ``[encode_mask(m, b, label=l) for m, b, l in zip(masks, boxes, labels)]``.
+
+    Args:
+      masks: a sequence of 2-D masks (see `encode_mask`); sizes may differ.
+      boxes: None, or one box (or None for the tight box) per mask.
+      labels: None, or one label (or None) per mask.
+      codec: the codec to use; None = the shared default.
+
+    Raises:
+      ValueError: mismatched lengths, or a bad mask/box (the message names its index).
+    """
+    if isinstance(masks, np.ndarray) and masks.ndim == 2:
+        raise ValueError("masks must be a sequence of 2-D masks; for one mask use encode_mask")
+    n = len(masks)
+    if boxes is not None and len(boxes) != n:
+        raise ValueError(f"got {n} masks but {len(boxes)} boxes")
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"got {n} masks but {len(labels)} labels")
+    prepared = [
+        prepare_mask(m, None if boxes is None else boxes[i], where=f"mask {i}" if n > 1 else "mask")
+        for i, m in enumerate(masks)
+    ]
+    if not prepared:
+        return []
+    codec = codec or default_codec()
+    indices = codec.encode_indices(np.stack([p.mask64 for p in prepared]))
+    out = []
+    for i, (p, seg) in enumerate(zip(prepared, indices)):
+        label = None if labels is None else labels[i]
+        out.append(format_object(p.loc, [int(v) for v in seg], label))
+    return out
+
+
+def decode_tokens(
+    text: str,
+    *,
+    height: int | None = None,
+    width: int | None = None,
+    strict: bool = False,
+    convention: Convention = "big_vision",
+    codec: Codec | None = None,
+) -> list[Segment]:
+    """A PaliGemma answer → one `Segment` per object, masks decoded in one batched call.
+
+    Args:
+      text: the answer: objects ``<loc>×4 [<seg>×16] label`` separated by ``;``.
+      height, width: the image size; when given (both), each object with ``<seg>`` tokens gets a
+        full-size bool ``mask`` (see `paste_mask`).
+      strict: raise `MalformedObjectError` (a ValueError naming the object index and character
+        offset) on a malformed object instead of skipping it.
+      convention: loc → pixel rule for pasting: ``"big_vision"`` (``int(k / 1023 * side)``, the
+        reference evaluator) or ``"colab"`` (``round(k / 1024 * side)``).
+      codec: the codec to use; None = the shared default (only loaded if a ``<seg>`` object exists).
+
+    Returns:
+      The well-formed objects in order. In lenient mode malformed objects are skipped and reported
+      with one `SkippedObjectWarning` per call (use `paligemma_segcodec.tokens.parse_objects` for a
+      structured report). The empty string gives ``[]``.
+    """
+    if (height is None) != (width is None):
+        raise ValueError("give both height and width, or neither")
+    if height is not None and width is not None and (int(height) <= 0 or int(width) <= 0):
+        raise ValueError(f"height and width must be positive, got {height}x{width}")
+    parsed = parse_objects(text, strict=strict)
+    if parsed.skipped:
+        lines = "\n".join(f"  {s}" for s in parsed.skipped)
+        warnings.warn(
+            f"skipped {len(parsed.skipped)} malformed object(s):\n{lines}", SkippedObjectWarning, stacklevel=2
+        )
+    with_seg = [o for o in parsed.objects if o.seg is not None]
+    masks64: dict[int, np.ndarray] = {}
+    if with_seg:
+        decoded = (codec or default_codec()).decode_indices(np.array([o.seg for o in with_seg], dtype=np.int32))
+        masks64 = {o.index: decoded[i] for i, o in enumerate(with_seg)}
+    segments = []
+    for o in parsed.objects:
+        m64 = masks64.get(o.index)
+        full = None
+        if m64 is not None and height is not None and width is not None:
+            full = paste_mask(m64, o.loc, int(height), int(width), convention=convention)
+        segments.append(Segment(label=o.label, loc=o.loc, seg=o.seg, mask64=m64, mask=full))
+    return segments

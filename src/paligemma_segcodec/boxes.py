@@ -1,0 +1,191 @@
+"""Box conventions and helpers (NumPy only, no JAX).
+
+Formats used throughout the library:
+
+- **box**: normalized ``(y1, x1, y2, x2)`` floats in [0, 1], top-left inclusive, bottom-right
+  exclusive, ``y`` first as in PaliGemma's output.
+- **loc**: four ints in 0..1023, ``round(v * 1023)`` of a box coordinate (round half to even, float32,
+  clipped), the numbers in ``<locNNNN>`` tokens. ``k`` means ``k / 1023`` of the image side.
+- **xyxy**: ``(x1, y1, x2, y2)``, the order most other libraries (COCO tools, supervision) use.
+- **pixel crop**: ``(top, left, bottom, right)`` ints, the rows/columns the reference encoder cuts
+  out of a mask: ``round(H * y1)`` … in float32 with round half to even, as ``tf.round``.
+
+Decoding (loc → pixels) has two conventions, see `loc_to_pixels`:
+``"big_vision"`` (default, big_vision's evaluator: ``int(k / 1023 * side)``) and ``"colab"``
+(the PaliGemma demo colab: ``round(k / 1024 * side)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "LOC_MAX",
+    "Convention",
+    "box_to_loc",
+    "crop_pixels",
+    "loc_to_box",
+    "loc_to_pixels",
+    "pixels_to_box",
+    "tight_box",
+    "validate_box",
+    "xyxy_to_yxyx",
+    "yxyx_to_xyxy",
+]
+
+LOC_MAX = 1023
+"""Largest ``<loc>`` index; coordinate ``k`` means ``k / LOC_MAX`` of the image side."""
+
+Convention = Literal["big_vision", "colab"]
+Box = tuple[float, float, float, float]
+
+
+def validate_box(box: Sequence[float] | npt.ArrayLike, *, where: str = "box") -> Box:
+    """Checks a normalized ``(y1, x1, y2, x2)`` box and returns it as a tuple of floats.
+
+    Raises:
+      ValueError: not 4 finite numbers, outside [0, 1], or ``y2 <= y1`` / ``x2 <= x1``.
+    """
+    arr = np.asarray(box, dtype=np.float64)
+    if arr.shape != (4,):
+        raise ValueError(f"{where} must be 4 numbers (y1, x1, y2, x2), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{where} must be finite, got {arr.tolist()}")
+    if np.any(arr < 0) or np.any(arr > 1):
+        raise ValueError(f"{where} must be normalized to [0, 1] (y1, x1, y2, x2), got {arr.tolist()}")
+    y1, x1, y2, x2 = (float(v) for v in arr)
+    if y2 <= y1 or x2 <= x1:
+        raise ValueError(f"{where} has zero or negative area (need y2 > y1 and x2 > x1), got {arr.tolist()}")
+    return (y1, x1, y2, x2)
+
+
+def box_to_loc(box: Sequence[float] | npt.ArrayLike) -> tuple[int, int, int, int]:
+    """Normalized box → four ``<loc>`` indices: ``clip(round(v * 1023), 0, 1023)`` in float32.
+
+    Round half to even, as the reference (``tf.round``). Values outside [0, 1] are clipped, not
+    rejected: use `validate_box` first if you want that check.
+
+    >>> box_to_loc((0.0, 0.25, 0.5, 1.0))
+    (0, 256, 512, 1023)
+    """
+    arr = np.asarray(box, dtype=np.float32)
+    if arr.shape != (4,):
+        raise ValueError(f"box must be 4 numbers (y1, x1, y2, x2), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"box must be finite, got {arr.tolist()}")
+    loc = np.clip(np.round(arr * np.float32(LOC_MAX)), 0, LOC_MAX).astype(np.int64)
+    return (int(loc[0]), int(loc[1]), int(loc[2]), int(loc[3]))
+
+
+def loc_to_box(loc: Sequence[int] | npt.ArrayLike) -> Box:
+    """Four ``<loc>`` indices → normalized box ``k / 1023``.
+
+    >>> loc_to_box((0, 0, 1023, 1023))
+    (0.0, 0.0, 1.0, 1.0)
+    """
+    arr = np.asarray(loc)
+    if arr.shape != (4,) or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"loc must be 4 integers, got {arr.tolist()!r}")
+    if np.any(arr < 0) or np.any(arr > LOC_MAX):
+        raise ValueError(f"loc values must be in 0..{LOC_MAX}, got {arr.tolist()}")
+    y1, x1, y2, x2 = (int(v) / LOC_MAX for v in arr)
+    return (y1, x1, y2, x2)
+
+
+def loc_to_pixels(
+    loc: Sequence[int], height: int, width: int, *, convention: Convention = "big_vision"
+) -> tuple[int, int, int, int]:
+    """Four ``<loc>`` indices → pixel rows/columns ``(top, left, bottom, right)``, bottom/right exclusive.
+
+    - ``"big_vision"`` (default): ``int(k / 1023 * side)`` as big_vision's segmentation evaluator.
+    - ``"colab"``: ``round(k / 1024 * side)`` as the PaliGemma demo colab.
+
+    >>> loc_to_pixels((0, 0, 1023, 1023), 480, 640)
+    (0, 0, 480, 640)
+    >>> loc_to_pixels((0, 0, 1023, 1023), 480, 640, convention="colab")
+    (0, 0, 480, 639)
+    """
+    y1, x1, y2, x2 = (int(v) for v in loc)
+    if convention == "big_vision":
+        return (
+            int(y1 / LOC_MAX * height),
+            int(x1 / LOC_MAX * width),
+            int(y2 / LOC_MAX * height),
+            int(x2 / LOC_MAX * width),
+        )
+    if convention == "colab":
+        return (
+            round(y1 / 1024 * height),
+            round(x1 / 1024 * width),
+            round(y2 / 1024 * height),
+            round(x2 / 1024 * width),
+        )
+    raise ValueError(f"convention must be 'big_vision' or 'colab', got {convention!r}")
+
+
+def yxyx_to_xyxy(box: Sequence[float]) -> tuple[float, float, float, float]:
+    """``(y1, x1, y2, x2)`` → ``(x1, y1, x2, y2)``. Its own inverse: see `xyxy_to_yxyx`."""
+    y1, x1, y2, x2 = box
+    return (x1, y1, x2, y2)
+
+
+def xyxy_to_yxyx(box: Sequence[float]) -> tuple[float, float, float, float]:
+    """``(x1, y1, x2, y2)`` → ``(y1, x1, y2, x2)``."""
+    x1, y1, x2, y2 = box
+    return (y1, x1, y2, x2)
+
+
+def pixels_to_box(pixels: Sequence[float], height: int, width: int) -> Box:
+    """Pixel ``(top, left, bottom, right)`` → normalized box (divide by the image side).
+
+    >>> pixels_to_box((24, 2, 312, 196), 318, 208)[2]
+    0.9811320754716981
+    """
+    if height <= 0 or width <= 0:
+        raise ValueError(f"height and width must be positive, got {height}x{width}")
+    t, left, b, r = pixels
+    return (t / height, left / width, b / height, r / width)
+
+
+def tight_box(mask: npt.ArrayLike) -> Box:
+    """The tightest normalized box around the non-zero pixels of a 2-D mask.
+
+    ``(ymin / H, xmin / W, (ymax + 1) / H, (xmax + 1) / W)``: the crop it gives is exactly the
+    mask's bounding rectangle.
+
+    Raises:
+      ValueError: the mask is not 2-D or has no non-zero pixel (an empty mask has no box).
+
+    >>> m = np.zeros((4, 8), bool); m[1:3, 2:6] = True
+    >>> tight_box(m)
+    (0.25, 0.25, 0.75, 0.75)
+    """
+    arr = np.asarray(mask)
+    if arr.ndim != 2:
+        raise ValueError(f"mask must be 2-D (H, W), got shape {arr.shape}")
+    rows = np.flatnonzero(arr.any(axis=1))
+    if rows.size == 0:
+        raise ValueError("mask is empty (no non-zero pixel): it has no box; pass box= explicitly")
+    cols = np.flatnonzero(arr.any(axis=0))
+    h, w = arr.shape
+    return (rows[0] / h, cols[0] / w, (rows[-1] + 1) / h, (cols[-1] + 1) / w)
+
+
+def crop_pixels(box: Sequence[float], height: int, width: int) -> tuple[int, int, int, int]:
+    """The reference encoder's crop of a normalized box: ``(top, left, bottom, right)`` pixels.
+
+    ``round(H * y1), round(W * x1), round(H * y2), round(W * x2)`` in float32, round half to even
+    (``tf.round``). The crop may be empty (``bottom <= top``) for a box thinner than a pixel: the
+    caller decides whether that is an error.
+
+    >>> crop_pixels((0.1, 0.1, 0.9, 0.9), 300, 500)
+    (30, 50, 270, 450)
+    """
+    b = np.asarray(box, dtype=np.float32)
+    hw = np.array([height, width, height, width], dtype=np.float32)
+    t, left, bot, r = (int(v) for v in np.round(hw * b))
+    return (t, left, bot, r)

@@ -1,0 +1,264 @@
+"""The VQ-VAE encoder and decoder in Flax, with the reference's math.
+
+- Encoder (big_vision ``pp/proj/paligemma/segmentation.py``): input float ``[B, 64, 64, 1]`` in
+  [0, 1], mapped to [-1, 1] by ``2x - 1``; stride-2 convs with TensorFlow 'SAME' padding
+  (asymmetric when the kernel is odd) + ReLU; residual blocks (3×3 conv, ReLU, 3×3 conv, ReLU,
+  1×1 conv, + input); a 1×1 conv to ``[B, 4, 4, D]``.
+- Quantizer: the codebook index with the smallest squared L2 distance (first on ties).
+- Decoder (big_vision ``evaluators/proj/paligemma/transfers/segmentation.py``): codebook vectors
+  ``[B, 4, 4, D]`` → 1×1 conv + ReLU, residual blocks, stride-2 transposed convs + ReLU
+  (PyTorch ``ConvTranspose2d`` semantics, output twice the input: 'SAME'), 1×1 conv →
+  ``[B, 64, 64, 1]`` raw logits (threshold at 0 for a mask).
+
+The transposed convs run as sub-pixel convolutions: one ordinary conv computes the four output
+phases of a stride-2 transposed conv, then they are interleaved. This is the same arithmetic as
+the transposed conv without multiplying the inserted zeros (XLA's CPU transposed conv does).
+
+Every array in `params_from_checkpoint` is computed from the PyTorch layout in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpy.typing as npt
+
+from paligemma_segcodec.checkpoint import Checkpoint, ConvWeights
+
+__all__ = [
+    "Decoder",
+    "Encoder",
+    "ModelConfig",
+    "SubpixelPlan",
+    "params_from_checkpoint",
+    "quantize",
+    "subpixel_plan",
+]
+
+HIGHEST = jax.lax.Precision.HIGHEST
+Kernel = tuple[int, int]
+Params = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SubpixelPlan:
+    """How a 1-D stride-2 'SAME' transposed conv of kernel size ``k`` splits into two phases.
+
+    Output ``2m + r`` (phase ``r``) is a correlation of the input window starting at ``m + start[r]``
+    with ``taps`` weights; ``tap_index[r][j]`` is the transposed-conv tap used at window position
+    ``j`` (-1: zero). The input is padded by ``pad`` = (lo, hi) before the correlation.
+    """
+
+    taps: int
+    start: tuple[int, int]
+    tap_index: tuple[tuple[int, ...], tuple[int, ...]]
+    pad: tuple[int, int]
+
+
+def subpixel_plan(k: int) -> SubpixelPlan:
+    """The `SubpixelPlan` of a stride-2 transposed conv with kernel ``k`` and 'SAME' output (2× input).
+
+    PyTorch/TF semantics: ``out[2i - p + t] += x[i] * w[t]``, where ``p = k - 1 - pad_a`` and
+    ``pad_a`` is the left padding ``lax.conv_transpose(..., padding="SAME")`` puts on the dilated input.
+    """
+    s = 2
+    pad_a = k - 1 if s > k - 1 else -(-(k + s - 2) // 2)
+    p = k - 1 - pad_a
+    offsets: list[dict[int, int]] = []
+    for r in range(s):
+        # o = 2m + r = 2i - p + t  =>  i = m + (r + p - t) / 2 for taps t of matching parity.
+        offsets.append({(r + p - t) // 2: t for t in range(k) if (r + p - t) % 2 == 0})
+    starts = [min(o) if o else 0 for o in offsets]
+    taps = max((max(o) - min(o) + 1) if o else 1 for o in offsets)
+    tap_index = tuple(tuple(o.get(start + j, -1) for j in range(taps)) for o, start in zip(offsets, starts))
+    pad_lo = max(0, -min(starts))
+    pad_hi = max(0, max(start + taps - 1 for start in starts))
+    return SubpixelPlan(
+        taps=taps,
+        start=(starts[0], starts[1]),
+        tap_index=(tap_index[0], tap_index[1]),
+        pad=(pad_lo, pad_hi),
+    )
+
+
+def _subpixel_kernel(conv: ConvWeights) -> npt.NDArray[np.float32]:
+    """PyTorch transposed-conv weight ``(in, out, k, k)`` → sub-pixel kernel ``(T, T, in, 4 * out)``.
+
+    Output channel block ``2 * ry + rx`` holds phase ``(ry, rx)``.
+    """
+    k = conv.kernel_size[0]
+    plan = subpixel_plan(k)
+    cin, cout = conv.in_channels, conv.out_channels
+    kernel = np.zeros((plan.taps, plan.taps, cin, 4 * cout), np.float32)
+    for ry in range(2):
+        for rx in range(2):
+            block = slice((2 * ry + rx) * cout, (2 * ry + rx + 1) * cout)
+            for jy, ty in enumerate(plan.tap_index[ry]):
+                for jx, tx in enumerate(plan.tap_index[rx]):
+                    if ty >= 0 and tx >= 0:
+                        kernel[jy, jx, :, block] = conv.weight[:, :, ty, tx]
+    return kernel
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Layer shapes read from a checkpoint: (features, (kh, kw)) per conv."""
+
+    enc_down: tuple[tuple[int, Kernel], ...]
+    enc_res: tuple[tuple[tuple[int, Kernel], ...], ...]
+    enc_out: tuple[int, Kernel]
+    dec_in: tuple[int, Kernel]
+    dec_res: tuple[tuple[tuple[int, Kernel], ...], ...]
+    dec_up: tuple[tuple[int, int], ...]  # (features, k) of each stride-2 transposed conv
+    dec_out: tuple[int, Kernel]
+    codebook_size: int
+    embedding_dim: int
+
+
+def _conv_params(conv: ConvWeights) -> dict[str, npt.NDArray[np.float32]]:
+    # PyTorch (out, in, kh, kw) -> Flax (kh, kw, in, out)
+    return {"kernel": np.ascontiguousarray(conv.weight.transpose(2, 3, 1, 0)), "bias": conv.bias}
+
+
+def _spec(conv: ConvWeights) -> tuple[int, Kernel]:
+    return (conv.out_channels, conv.kernel_size)
+
+
+def params_from_checkpoint(ckpt: Checkpoint) -> tuple[ModelConfig, Params]:
+    """The one conversion from the checkpoint's PyTorch layout to the Flax modules' parameters.
+
+    Returns ``(config, params)`` with ``params = {"encoder": …, "decoder": …, "codebook": (K, D)}``
+    (NumPy float32; the codec moves them to the device).
+    """
+    enc, dec = ckpt.encoder, ckpt.decoder
+    down = [layer[0] for layer in enc if len(layer) == 1][:-1]
+    enc_res = [layer for layer in enc if len(layer) == 3]
+    enc_params: Params = {f"down_{i}": _conv_params(c) for i, c in enumerate(down)}
+    for i, block in enumerate(enc_res):
+        enc_params[f"res_{i}"] = {f"conv_{j}": _conv_params(c) for j, c in enumerate(block)}
+    enc_params["out"] = _conv_params(enc[-1][0])
+
+    dec_res = [layer for layer in dec if len(layer) == 3]
+    ups = [layer[0] for layer in dec if len(layer) == 1 and layer[0].transposed]
+    dec_params: Params = {"in": _conv_params(dec[0][0])}
+    for i, block in enumerate(dec_res):
+        dec_params[f"res_{i}"] = {f"conv_{j}": _conv_params(c) for j, c in enumerate(block)}
+    for i, up in enumerate(ups):
+        dec_params[f"up_{i}"] = {"kernel": _subpixel_kernel(up), "bias": np.tile(up.bias, 4)}
+    dec_params["out"] = _conv_params(dec[-1][0])
+
+    config = ModelConfig(
+        enc_down=tuple(_spec(c) for c in down),
+        enc_res=tuple(tuple(_spec(c) for c in block) for block in enc_res),
+        enc_out=_spec(enc[-1][0]),
+        dec_in=_spec(dec[0][0]),
+        dec_res=tuple(tuple(_spec(c) for c in block) for block in dec_res),
+        dec_up=tuple((u.out_channels, u.kernel_size[0]) for u in ups),
+        dec_out=_spec(dec[-1][0]),
+        codebook_size=int(ckpt.codebook.shape[0]),
+        embedding_dim=int(ckpt.codebook.shape[1]),
+    )
+    return config, {"encoder": enc_params, "decoder": dec_params, "codebook": ckpt.codebook}
+
+
+def _conv(spec: tuple[int, Kernel], name: str, strides: int = 1) -> nn.Conv:
+    return nn.Conv(spec[0], spec[1], strides=strides, padding="SAME", precision=HIGHEST, name=name)
+
+
+class ResBlock(nn.Module):
+    """``x + conv(relu(conv(relu(conv(x)))))``, all 'SAME', stride 1."""
+
+    convs: tuple[tuple[int, Kernel], ...]
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = x
+        for j, spec in enumerate(self.convs):
+            h = _conv(spec, f"conv_{j}")(h)
+            if j < len(self.convs) - 1:
+                h = nn.relu(h)
+        return x + h
+
+
+class SubpixelConvTranspose(nn.Module):
+    """Stride-2 'SAME' transposed conv (PyTorch ``ConvTranspose2d`` semantics) as a sub-pixel conv.
+
+    ``[B, n, n, C_in]`` → ``[B, 2n, 2n, features]``. Parameters: ``kernel`` ``(T, T, C_in, 4 * features)``
+    (see `subpixel_plan`) and ``bias`` ``(4 * features,)``.
+    """
+
+    features: int
+    kernel_size: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        plan = subpixel_plan(self.kernel_size)
+        t, f = plan.taps, self.features
+        kernel = self.param("kernel", nn.initializers.zeros, (t, t, x.shape[-1], 4 * f))
+        bias = self.param("bias", nn.initializers.zeros, (4 * f,))
+        y = jax.lax.conv_general_dilated(
+            x,
+            kernel,
+            window_strides=(1, 1),
+            padding=(plan.pad, plan.pad),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            precision=HIGHEST,
+        )
+        y = y + bias
+        b, n = x.shape[0], x.shape[1]
+        lo = plan.pad[0]
+        rows = []
+        for ry in range(2):
+            cols = []
+            for rx in range(2):
+                p = 2 * ry + rx
+                oy, ox = plan.start[ry] + lo, plan.start[rx] + lo
+                cols.append(y[:, oy : oy + n, ox : ox + n, p * f : (p + 1) * f])
+            rows.append(jnp.stack(cols, axis=3))  # [B, n, n, 2(rx), f]
+        z = jnp.stack(rows, axis=2)  # [B, n(m), 2(ry), n(q), 2(rx), f]
+        return z.reshape(b, 2 * n, 2 * n, f)
+
+
+class Encoder(nn.Module):
+    """float ``[B, 64, 64, 1]`` in [0, 1] → float32 ``[B, 4, 4, D]`` (before quantization)."""
+
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, masks: jax.Array) -> jax.Array:
+        x = 2.0 * masks - 1.0
+        for i, spec in enumerate(self.config.enc_down):
+            x = nn.relu(_conv(spec, f"down_{i}", strides=2)(x))
+        for i, block in enumerate(self.config.enc_res):
+            x = ResBlock(block, name=f"res_{i}")(x)
+        return _conv(self.config.enc_out, "out")(x)
+
+
+class Decoder(nn.Module):
+    """float32 codebook vectors ``[B, 4, 4, D]`` → raw float32 ``[B, 64, 64, 1]`` (mask = output > 0)."""
+
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, z: jax.Array) -> jax.Array:
+        x = nn.relu(_conv(self.config.dec_in, "in")(z))
+        for i, block in enumerate(self.config.dec_res):
+            x = ResBlock(block, name=f"res_{i}")(x)
+        for i, (features, k) in enumerate(self.config.dec_up):
+            x = nn.relu(SubpixelConvTranspose(features, k, name=f"up_{i}")(x))
+        return _conv(self.config.dec_out, "out")(x)
+
+
+def quantize(z: jax.Array, codebook: jax.Array) -> jax.Array:
+    """Nearest codebook entry by squared L2: ``z`` ``[..., D]``, ``codebook`` ``(K, D)`` → int32 ``[...]``.
+
+    ``|z|² - 2 z·e + |e|²`` with one matmul; ties go to the lowest index (``argmin``).
+    """
+    dots = jnp.einsum("...d,kd->...k", z, codebook, precision=HIGHEST)
+    dist = jnp.sum(z * z, axis=-1, keepdims=True) - 2.0 * dots + jnp.sum(codebook * codebook, axis=-1)
+    return jnp.argmin(dist, axis=-1).astype(jnp.int32)

@@ -1,0 +1,113 @@
+"""`Segment`, one decoded object, and `paste_mask` (NumPy only, no JAX)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from paligemma_segcodec.boxes import LOC_MAX, Box, Convention, loc_to_box, loc_to_pixels
+from paligemma_segcodec.resize import resize
+from paligemma_segcodec.tokens import NUM_SEG, SEG_MAX, format_object
+
+__all__ = ["Segment", "paste_mask"]
+
+
+def paste_mask(
+    mask64: npt.ArrayLike,
+    loc: tuple[int, int, int, int],
+    height: int,
+    width: int,
+    *,
+    convention: Convention = "big_vision",
+) -> npt.NDArray[np.bool_]:
+    """Pastes a decoded 64×64 mask into its box on a ``height × width`` canvas.
+
+    The box corners are `loc_to_pixels` of ``loc`` (``convention``), the raw 64×64 output is resized
+    to the box with bilinear interpolation (antialiased when the box is smaller than 64, as
+    ``jax.image.resize``), and thresholded at 0. A box that rounds to no pixel gives an empty mask.
+
+    Args:
+      mask64: float ``[64, 64]``, the decoder's raw output (logits).
+      loc: the 4 ``<loc>`` indices (y1, x1, y2, x2).
+      height, width: the image size in pixels.
+
+    Returns:
+      bool ``[height, width]``.
+    """
+    m = np.asarray(mask64, dtype=np.float32)
+    if m.ndim != 2:
+        raise ValueError(f"mask64 must be 2-D, got shape {m.shape}")
+    if int(height) <= 0 or int(width) <= 0:
+        raise ValueError(f"height and width must be positive, got {height}x{width}")
+    out = np.zeros((int(height), int(width)), dtype=bool)
+    y1, x1, y2, x2 = loc_to_pixels(loc, int(height), int(width), convention=convention)
+    y1, x1 = max(y1, 0), max(x1, 0)
+    y2, x2 = min(y2, int(height)), min(x2, int(width))
+    if y2 > y1 and x2 > x1:
+        out[y1:y2, x1:x2] = resize(m, y2 - y1, x2 - x1) > 0
+    return out
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One object of a PaliGemma answer.
+
+    Attributes:
+      label: the object's label ("" when the model gave none).
+      loc: the 4 ``<loc>`` indices (y1, x1, y2, x2) in 0..1023, y2 > y1 and x2 > x1.
+      seg: the 16 ``<seg>`` indices in 0..127, or None for a detection-only object.
+      mask64: float32 ``[64, 64]`` raw decoder output (logits; > 0 is the mask) or None.
+      mask: bool ``[H, W]`` full-size mask (when decoded with height/width) or None.
+
+    ``box`` (normalized, ``k / 1023``) is derived from ``loc``. Two segments compare equal when
+    label, loc and seg are equal (masks are not compared).
+
+    >>> s = Segment(label="cat", loc=(0, 0, 512, 1023))
+    >>> s.box[2], s.to_text()
+    (0.5004887585532747, '<loc0000><loc0000><loc0512><loc1023> cat')
+    """
+
+    label: str
+    loc: tuple[int, int, int, int]
+    seg: tuple[int, ...] | None = None
+    mask64: npt.NDArray[np.float32] | None = field(default=None, compare=False, repr=False)
+    mask: npt.NDArray[np.bool_] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.label, str):
+            raise TypeError(f"label must be a str, got {type(self.label).__name__}")
+        loc = tuple(int(v) for v in self.loc)
+        if len(loc) != 4 or any(not 0 <= v <= LOC_MAX for v in loc):
+            raise ValueError(f"loc must be 4 ints in 0..{LOC_MAX}, got {self.loc!r}")
+        if loc[2] <= loc[0] or loc[3] <= loc[1]:
+            raise ValueError(f"loc must have y2 > y1 and x2 > x1, got {loc}")
+        object.__setattr__(self, "loc", loc)
+        if self.seg is not None:
+            seg = tuple(int(v) for v in self.seg)
+            if len(seg) != NUM_SEG or any(not 0 <= v <= SEG_MAX for v in seg):
+                raise ValueError(f"seg must be {NUM_SEG} ints in 0..{SEG_MAX} or None, got {self.seg!r}")
+            object.__setattr__(self, "seg", seg)
+        if self.mask64 is not None and np.shape(self.mask64) != (64, 64):
+            raise ValueError(f"mask64 must have shape (64, 64), got {np.shape(self.mask64)}")
+        if self.mask is not None and np.ndim(self.mask) != 2:
+            raise ValueError(f"mask must be 2-D (H, W), got shape {np.shape(self.mask)}")
+
+    @property
+    def box(self) -> Box:
+        """Normalized ``(y1, x1, y2, x2)``: ``loc / 1023``."""
+        return loc_to_box(self.loc)
+
+    def xyxy(self, width: int, height: int, *, convention: Convention = "big_vision") -> tuple[int, int, int, int]:
+        """The box in pixels as ``(x1, y1, x2, y2)`` (x2, y2 exclusive), see `loc_to_pixels`.
+
+        >>> Segment(label="", loc=(0, 0, 1023, 1023)).xyxy(640, 480)
+        (0, 0, 640, 480)
+        """
+        y1, x1, y2, x2 = loc_to_pixels(self.loc, height, width, convention=convention)
+        return (x1, y1, x2, y2)
+
+    def to_text(self) -> str:
+        """The object as PaliGemma text: 4 ``<loc>`` (+ 16 ``<seg>``) + ``" " + label`` if any."""
+        return format_object(self.loc, self.seg, self.label or None)

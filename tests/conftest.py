@@ -1,0 +1,60 @@
+"""Shared fixtures: golden sets (tests/data/golden, plus ../shared/golden and $SEGCODEC_GOLDEN when present)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+GOLDEN_DIRS = [DATA / "golden"]
+if (ROOT.parent / "shared" / "golden" / "golden.json").is_file():
+    GOLDEN_DIRS.append(ROOT.parent / "shared" / "golden")
+GOLDEN_DIRS += [Path(p) for p in os.environ.get("SEGCODEC_GOLDEN", "").split(os.pathsep) if p]
+
+
+@dataclass
+class GoldenSet:
+    path: Path
+    meta: dict[str, Any]
+    inputs: Any  # NpzFile
+    decode: Any  # NpzFile
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "checkpoint.npz"
+
+
+def load_golden(path: Path) -> GoldenSet:
+    return GoldenSet(
+        path=path,
+        meta=json.loads((path / "golden.json").read_text()),
+        inputs=np.load(path / "encode_inputs.npz"),
+        decode=np.load(path / "decode.npz"),
+    )
+
+
+@pytest.fixture(scope="session", params=GOLDEN_DIRS, ids=lambda p: str(p.relative_to(ROOT.parent)) if p.is_relative_to(ROOT.parent) else str(p))
+def golden(request: pytest.FixtureRequest) -> GoldenSet:
+    return load_golden(request.param)
+
+
+@pytest.fixture(scope="session")
+def golden_codec(golden: GoldenSet):  # type: ignore[no-untyped-def]
+    from paligemma_segcodec import load_codec
+
+    return load_codec(golden.checkpoint)
+
+
+@pytest.fixture(scope="session")
+def codec():  # type: ignore[no-untyped-def]
+    """The codec of the bundled synthetic checkpoint (random weights, reference layout)."""
+    from paligemma_segcodec import load_codec
+
+    return load_codec(DATA / "golden" / "checkpoint.npz")
