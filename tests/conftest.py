@@ -10,6 +10,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Shared, noisy machines: no per-example deadlines. In CI, derandomized so a run is reproducible.
+settings.register_profile("dev", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -40,7 +46,11 @@ def load_golden(path: Path) -> GoldenSet:
     )
 
 
-@pytest.fixture(scope="session", params=GOLDEN_DIRS, ids=lambda p: str(p.relative_to(ROOT.parent)) if p.is_relative_to(ROOT.parent) else str(p))
+@pytest.fixture(
+    scope="session",
+    params=GOLDEN_DIRS,
+    ids=lambda p: str(p.relative_to(ROOT.parent)) if p.is_relative_to(ROOT.parent) else str(p),
+)
 def golden(request: pytest.FixtureRequest) -> GoldenSet:
     return load_golden(request.param)
 

@@ -58,10 +58,8 @@ def test_encode_mask_matches_reference(golden, golden_codec) -> None:  # type: i
 
 def test_encode_masks_batch_matches_reference(golden, golden_codec) -> None:  # type: ignore[no-untyped-def]
     cases = golden.meta["encode"]
-    texts = encode_masks(
-        [golden.inputs[c["key"]] for c in cases], [c["bbox_yxyx"] for c in cases], codec=golden_codec
-    )
-    for case, text in zip(cases, texts):
+    texts = encode_masks([golden.inputs[c["key"]] for c in cases], [c["bbox_yxyx"] for c in cases], codec=golden_codec)
+    for case, text in zip(cases, texts, strict=True):
         assert _loc(text) == _loc(case["suffix"]), case["name"]
         _check_seg(case, _seg(text))
 
@@ -85,7 +83,7 @@ def test_encode_indices_on_reference_crops(golden, golden_codec) -> None:  # typ
     x = np.stack([np.asarray(golden.inputs[c["key"] + "_resized64"]).reshape(64, 64) for c in cases])
     got = golden_codec.encode_indices(x)
     assert got.dtype == np.int32 and got.shape == (len(cases), 16)
-    for case, row in zip(cases, got):
+    for case, row in zip(cases, got, strict=True):
         _check_seg(case, row.tolist())
 
 

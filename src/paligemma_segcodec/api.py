@@ -46,13 +46,13 @@ def _as_float_mask(mask: npt.ArrayLike, where: str) -> npt.NDArray[np.float32]:
         if lo >= 0 and hi <= 1:
             return arr.astype(np.float32)
         if lo >= 0 and hi == 255 and bool(np.all((arr == 0) | (arr == 255))):
-            return (arr == 255).astype(np.float32)
+            return np.asarray(arr == 255, dtype=np.float32)
         raise ValueError(
             f"{where} is an integer mask with values other than 0/1 or 0/255 (range {lo}..{hi}): "
             "threshold it first, e.g. mask > 127"
         )
     if np.issubdtype(arr.dtype, np.floating):
-        out = arr.astype(np.float32, copy=False)
+        out: npt.NDArray[np.float32] = arr.astype(np.float32, copy=False)
         if not np.all(np.isfinite(out)):
             raise ValueError(f"{where} contains NaN or inf")
         if out.min() < 0 or out.max() > 1:
@@ -88,6 +88,8 @@ def prepare_mask(mask: npt.ArrayLike, box: Sequence[float] | None = None, *, whe
     """
     m = _as_float_mask(mask, where)
     h, w = m.shape
+    if box is None and not m.any():
+        raise ValueError(f"{where} is empty (no non-zero pixel): it has no tight box; pass box= explicitly")
     the_box: Box = tight_box(m) if box is None else validate_box(box, where=f"box of {where}")
     top, left, bottom, right = crop_pixels(the_box, h, w)
     if bottom <= top or right <= left:
@@ -143,7 +145,7 @@ def encode_masks(
     Raises:
       ValueError: mismatched lengths, or a bad mask/box (the message names its index).
     """
-    if isinstance(masks, np.ndarray) and masks.ndim == 2:
+    if getattr(masks, "ndim", None) == 2:
         raise ValueError("masks must be a sequence of 2-D masks; for one mask use encode_mask")
     n = len(masks)
     if boxes is not None and len(boxes) != n:
@@ -159,7 +161,7 @@ def encode_masks(
     codec = codec or default_codec()
     indices = codec.encode_indices(np.stack([p.mask64 for p in prepared]))
     out = []
-    for i, (p, seg) in enumerate(zip(prepared, indices)):
+    for i, (p, seg) in enumerate(zip(prepared, indices, strict=True)):
         label = None if labels is None else labels[i]
         out.append(format_object(p.loc, [int(v) for v in seg], label))
     return out

@@ -172,7 +172,7 @@ def tight_box(mask: npt.ArrayLike) -> Box:
         raise ValueError("mask is empty (no non-zero pixel): it has no box; pass box= explicitly")
     cols = np.flatnonzero(arr.any(axis=0))
     h, w = arr.shape
-    return (rows[0] / h, cols[0] / w, (rows[-1] + 1) / h, (cols[-1] + 1) / w)
+    return (int(rows[0]) / h, int(cols[0]) / w, (int(rows[-1]) + 1) / h, (int(cols[-1]) + 1) / w)
 
 
 def crop_pixels(box: Sequence[float], height: int, width: int) -> tuple[int, int, int, int]:

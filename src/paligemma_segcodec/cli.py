@@ -57,7 +57,11 @@ def main() -> None:
 @click.option("--threshold", default=127, show_default=True, help="Mask pixels > this are foreground.")
 @checkpoint_option
 def encode(
-    mask: Path, box: tuple[float, float, float, float] | None, label: str | None, threshold: int, checkpoint: Path | None
+    mask: Path,
+    box: tuple[float, float, float, float] | None,
+    label: str | None,
+    threshold: int,
+    checkpoint: Path | None,
 ) -> None:
     """Print the PaliGemma tokens of one mask image (4 <loc> + 16 <seg> [+ label])."""
     from paligemma_segcodec.api import encode_mask
@@ -70,7 +74,9 @@ def encode(
 
 @main.command()
 @click.argument("text")
-@click.option("--image", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Image the answer is about.")
+@click.option(
+    "--image", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Image the answer is about."
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the overlay PNG here.")
 @click.option("--strict", is_flag=True, help="Fail on a malformed object instead of skipping it.")
 @click.option(
@@ -123,7 +129,9 @@ def decode(
             record["seg"] = None if s.seg is None else list(s.seg)
             if s.mask is not None:
                 record["mask_area_px"] = int(s.mask.sum())
-                record["xyxy_px"] = list(s.xyxy(int(width or 0), int(height or 0), convention=record_convention(convention)))
+                record["xyxy_px"] = list(
+                    s.xyxy(int(width or 0), int(height or 0), convention=record_convention(convention))
+                )
             click.echo(json.dumps(record))
         if pil is not None and out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)

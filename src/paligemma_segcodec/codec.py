@@ -84,14 +84,15 @@ class Codec:
         return traced
 
     def _encode_impl(self, encoder: Encoder, params: Params, masks: jax.Array) -> jax.Array:
-        z = encoder.apply({"params": params["encoder"]}, masks)
+        z: jax.Array = encoder.apply({"params": params["encoder"]}, masks)  # type: ignore[assignment]
         return quantize(z.reshape(z.shape[0], -1, z.shape[-1]), params["codebook"])
 
     def _decode_impl(self, decoder: Decoder, params: Params, indices: jax.Array) -> jax.Array:
         codebook = params["codebook"]
-        side = int(round(indices.shape[1] ** 0.5))
+        side = round(indices.shape[1] ** 0.5)
         z = codebook[indices].reshape(indices.shape[0], side, side, codebook.shape[-1])
-        return decoder.apply({"params": params["decoder"]}, z)[..., 0]
+        out: jax.Array = decoder.apply({"params": params["decoder"]}, z)  # type: ignore[assignment]
+        return out[..., 0]
 
     def _bucket(self, n: int) -> int:
         b = _MIN_BUCKET

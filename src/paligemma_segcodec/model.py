@@ -75,7 +75,9 @@ def subpixel_plan(k: int) -> SubpixelPlan:
         offsets.append({(r + p - t) // 2: t for t in range(k) if (r + p - t) % 2 == 0})
     starts = [min(o) if o else 0 for o in offsets]
     taps = max((max(o) - min(o) + 1) if o else 1 for o in offsets)
-    tap_index = tuple(tuple(o.get(start + j, -1) for j in range(taps)) for o, start in zip(offsets, starts))
+    tap_index = tuple(
+        tuple(o.get(start + j, -1) for j in range(taps)) for o, start in zip(offsets, starts, strict=True)
+    )
     pad_lo = max(0, -min(starts))
     pad_hi = max(0, max(start + taps - 1 for start in starts))
     return SubpixelPlan(

@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["resize_weights", "resize"]
+__all__ = ["resize", "resize_weights"]
 
 
 @lru_cache(maxsize=4096)

@@ -181,14 +181,15 @@ def _parse_one(index: int, offset: int, chunk: str) -> ParsedObject:
                 raise fail(pos, f"more than {NUM_SEG} seg tokens")
             segs.append(value)
         pos = m.end()
+    label = chunk[pos:]
+    tag = _ANY_TAG_RE.search(label) or re.search(r"[<>]", label)
+    if tag is not None:
+        junk = label[: tag.start()].strip() or tag.group(0)
+        raise fail(pos, f"junk {junk[:20]!r} inside the token run (before {tag.group(0)[:20]!r})")
     if len(locs) != NUM_LOC:
         raise fail(pos, f"expected {NUM_LOC} loc tokens, got {len(locs)}")
     if segs and len(segs) != NUM_SEG:
         raise fail(pos, f"expected {NUM_SEG} seg tokens, got {len(segs)}")
-    label = chunk[pos:]
-    tag = _ANY_TAG_RE.search(label) or re.search(r"[<>]", label)
-    if tag is not None:
-        raise fail(pos + tag.start(), f"unexpected {tag.group(0)!r} after the token run (junk inside the tokens?)")
     y1, x1, y2, x2 = locs
     if y2 <= y1 or x2 <= x1:
         raise fail(0, f"empty box: need y2 > y1 and x2 > x1, got (y1, x1, y2, x2) = {tuple(locs)}")
@@ -220,7 +221,7 @@ def parse_objects(text: str, *, strict: bool = False) -> ParseResult:
     >>> [(o.label, o.loc) for o in r.objects]
     [('cat', (10, 20, 500, 600))]
     >>> print(r.skipped[0])
-    object 1 at character 43: expected 4 loc tokens, got 1 ('<loc0001> dog')
+    object 1 at character 53: expected 4 loc tokens, got 1 ('<loc0001> dog')
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")

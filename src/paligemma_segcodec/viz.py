@@ -51,8 +51,8 @@ def draw_segments(
             continue
         if seg.mask.shape != (h, w):
             raise ValueError(f"segment {i} has a {seg.mask.shape} mask but the image is {(h, w)}")
-        color = np.array(PALETTE[i % len(PALETTE)], np.float32)
-        rgb[seg.mask] = (1 - alpha) * rgb[seg.mask] + alpha * color
+        fill = np.array(PALETTE[i % len(PALETTE)], np.float32)
+        rgb[seg.mask] = (1 - alpha) * rgb[seg.mask] + alpha * fill
     out = Image.fromarray(rgb.round().astype(np.uint8))
     draw = ImageDraw.Draw(out)
     for i, seg in enumerate(segments):
@@ -60,7 +60,7 @@ def draw_segments(
         x1, y1, x2, y2 = seg.xyxy(w, h, convention=convention)
         draw.rectangle([x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)], outline=color, width=max(1, min(h, w) // 200))
         if seg.label:
-            tx, ty = x1 + 2, max(0, y1 - 12) if y1 >= 12 else y1 + 2
+            tx, ty = x1 + 2, (y1 - 12 if y1 >= 12 else y1 + 2)
             bbox = draw.textbbox((tx, ty), seg.label)
             draw.rectangle(bbox, fill=color)
             draw.text((tx, ty), seg.label, fill=(255, 255, 255))

@@ -1,0 +1,273 @@
+"""Trains tests/data/fixture-vae.npz: a stand-in VQ-VAE with vae-oid.npz's exact architecture and layout.
+
+Its tokens are NOT PaliGemma's: it exists so that the round-trip properties (a mask survives
+encode → decode) can be tested offline, where the real checkpoint cannot be downloaded.
+
+    python tests/data/make_fixture.py            # ~25 min on 2 CPU cores, seeded, reproducible
+    python tests/data/make_fixture.py --steps 50 --out /tmp/x.npz   # smoke run
+
+Not imported by the package. Needs jax and optax (``pip install optax``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+# (out, in, k) of vae-oid.npz; transposed convs are stored (in, out, k, k).
+ENC = [("encoder.0", 16, 1, 4), ("encoder.2", 32, 16, 4), ("encoder.4", 64, 32, 4), ("encoder.6", 128, 64, 4)]
+RES = [(0, 3), (2, 3), (4, 1)]
+DEC_UP = [("decoder.4", 128, 128), ("decoder.6", 128, 64), ("decoder.8", 64, 32), ("decoder.10", 32, 16)]
+K, D = 128, 512
+HI = jax.lax.Precision.HIGHEST
+
+
+# ----------------------------------------------------------------------------- data
+def _grid(n: int) -> tuple[np.ndarray, np.ndarray]:
+    c = (np.arange(n) + 0.5) / n
+    return np.meshgrid(c, c, indexing="ij")
+
+
+def _shape(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+    kind = rng.choice(
+        ["ellipse", "polygon", "star", "blob", "strip", "ring", "rect"], p=[0.2, 0.15, 0.15, 0.15, 0.1, 0.1, 0.15]
+    )
+    cy, cx = rng.uniform(0.1, 0.9, 2)
+    if kind in ("ellipse", "ring"):
+        a, b = rng.uniform(0.1, 0.6, 2)
+        t = rng.uniform(0, np.pi)
+        u = ((yy - cy) * np.cos(t) + (xx - cx) * np.sin(t)) / a
+        v = (-(yy - cy) * np.sin(t) + (xx - cx) * np.cos(t)) / b
+        r = u**2 + v**2
+        if kind == "ellipse":
+            return r <= 1
+        return (r <= 1) & (r >= rng.uniform(0.2, 0.6))
+    if kind == "rect":
+        h, w = rng.uniform(0.1, 0.9, 2)
+        return (np.abs(yy - cy) <= h / 2) & (np.abs(xx - cx) <= w / 2)
+    if kind in ("polygon", "star"):
+        n = rng.integers(3, 9)
+        ang = np.sort(rng.uniform(0, 2 * np.pi, n))
+        base = rng.uniform(0.15, 0.5)
+        rad = base * (rng.uniform(0.4, 1.0, n) if kind == "star" else np.ones(n))
+        theta = np.arctan2(yy - cy, xx - cx) % (2 * np.pi)
+        dist = np.hypot(yy - cy, xx - cx)
+        # piecewise-linear radius between vertices (star-shaped polygon)
+        a2 = np.concatenate([ang, ang[:1] + 2 * np.pi])
+        r2 = np.concatenate([rad, rad[:1]])
+        th = np.where(theta < ang[0], theta + 2 * np.pi, theta)
+        return dist <= np.interp(th, a2, r2)
+    if kind == "strip":
+        t = rng.uniform(0, np.pi)
+        w = rng.uniform(0.02, 0.12)
+        return np.abs((yy - cy) * np.cos(t) - (xx - cx) * np.sin(t)) <= w
+    # blob: low-frequency noise thresholded
+    coarse = rng.normal(size=(6, 6))
+    up = np.kron(coarse, np.ones((yy.shape[0] // 6 + 1, yy.shape[0] // 6 + 1)))[: yy.shape[0], : yy.shape[0]]
+    for _ in range(3):
+        up = (up + np.roll(up, 1, 0) + np.roll(up, -1, 0) + np.roll(up, 1, 1) + np.roll(up, -1, 1)) / 5
+    return up > np.quantile(up, rng.uniform(0.3, 0.8))
+
+
+def make_masks(n: int, seed: int, size: int = 64) -> np.ndarray:
+    """float32 [n, 64, 64] in [0, 1]: shapes rendered at 4x, unions/holes, cropped to their tight box like
+    the real pipeline (most masks touch the border), box-averaged to 64x64 (soft edges)."""
+    rng = np.random.default_rng(seed)
+    big = size * 4
+    yy, xx = _grid(big)
+    out = np.zeros((n, size, size), np.float32)
+    for i in range(n):
+        m = _shape(rng, yy, xx)
+        for _ in range(rng.choice([0, 0, 1, 2])):
+            other = _shape(rng, yy, xx)
+            m = m & ~other if rng.random() < 0.3 else m | other
+        if not m.any():
+            m = _shape(rng, yy, xx) | ((np.abs(yy - 0.5) < 0.2) & (np.abs(xx - 0.5) < 0.2))
+        if rng.random() < 0.8:  # tight box crop, as encode_mask(box=None) does
+            rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+            m = m[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        # nearest-neighbour to big x big, then average-pool 4x4 -> soft 64x64
+        ri = (np.arange(big) * m.shape[0] // big)[:, None]
+        ci = (np.arange(big) * m.shape[1] // big)[None, :]
+        mb = m[ri, ci].astype(np.float32)
+        out[i] = mb.reshape(size, 4, size, 4).mean(axis=(1, 3))
+    return out
+
+
+# ----------------------------------------------------------------------------- model (PyTorch layout)
+def init_params(key: jax.Array) -> dict[str, jax.Array]:
+    p: dict[str, jax.Array] = {}
+
+    def conv(name: str, out: int, inp: int, k: int, transposed: bool = False) -> None:
+        nonlocal key
+        key, sub = jax.random.split(key)
+        fan_in = inp * k * k
+        shape = (inp, out, k, k) if transposed else (out, inp, k, k)
+        p[name + ".weight"] = jax.random.normal(sub, shape) * np.sqrt(2.0 / fan_in)
+        p[name + ".bias"] = jnp.zeros((out,))
+
+    for name, out, inp, k in ENC:
+        conv(name, out, inp, k)
+    for blk in ("encoder.8.net", "encoder.9.net", "decoder.2.net", "decoder.3.net"):
+        for j, k in RES:
+            conv(f"{blk}.{j}", 128, 128, k)
+            if j == 4:
+                p[f"{blk}.{j}.weight"] *= 0.1
+    conv("encoder.10", D, 128, 1)
+    conv("decoder.0", 128, D, 1)
+    for name, inp, out in DEC_UP:
+        conv(name, out, inp, 4, transposed=True)
+    conv("decoder.12", 1, 16, 1)
+    key, sub = jax.random.split(key)
+    p["_vq_vae._embedding"] = jax.random.normal(sub, (K, D)) * 0.1
+    return p
+
+
+def _conv(x: jax.Array, w: jax.Array, b: jax.Array, stride: int = 1) -> jax.Array:
+    y = jax.lax.conv_general_dilated(
+        x,
+        jnp.transpose(w, (2, 3, 1, 0)),
+        (stride, stride),
+        "SAME",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        precision=HI,
+    )
+    return y + b
+
+
+def _convT(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
+    # PyTorch ConvTranspose2d(k=4, s=2, p=1) == lax.conv_transpose SAME with the kernel flipped/transposed.
+    y = jax.lax.conv_transpose(
+        x,
+        jnp.transpose(w, (2, 3, 1, 0)),
+        (2, 2),
+        "SAME",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        transpose_kernel=True,
+        precision=HI,
+    )
+    return y + b
+
+
+def _res(p: dict[str, jax.Array], name: str, x: jax.Array) -> jax.Array:
+    h = jax.nn.relu(_conv(x, p[name + ".0.weight"], p[name + ".0.bias"]))
+    h = jax.nn.relu(_conv(h, p[name + ".2.weight"], p[name + ".2.bias"]))
+    return x + _conv(h, p[name + ".4.weight"], p[name + ".4.bias"])
+
+
+def encode(p: dict[str, jax.Array], m: jax.Array) -> jax.Array:
+    x = 2.0 * m[..., None] - 1.0
+    for name, *_ in ENC:
+        x = jax.nn.relu(_conv(x, p[name + ".weight"], p[name + ".bias"], 2))
+    x = _res(p, "encoder.8.net", x)
+    x = _res(p, "encoder.9.net", x)
+    return _conv(x, p["encoder.10.weight"], p["encoder.10.bias"])  # [B,4,4,D]
+
+
+def decode(p: dict[str, jax.Array], z: jax.Array) -> jax.Array:
+    x = jax.nn.relu(_conv(z, p["decoder.0.weight"], p["decoder.0.bias"]))
+    x = _res(p, "decoder.2.net", x)
+    x = _res(p, "decoder.3.net", x)
+    for name, *_ in DEC_UP:
+        x = jax.nn.relu(_convT(x, p[name + ".weight"], p[name + ".bias"]))
+    return _conv(x, p["decoder.12.weight"], p["decoder.12.bias"])[..., 0]
+
+
+def nearest(z: jax.Array, e: jax.Array) -> jax.Array:
+    d = jnp.sum(z**2, -1, keepdims=True) - 2 * jnp.einsum("...d,kd->...k", z, e, precision=HI) + jnp.sum(e**2, -1)
+    return jnp.argmin(d, -1)
+
+
+def loss_fn(p: dict[str, jax.Array], m: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    z = encode(p, m)
+    e = p["_vq_vae._embedding"]
+    idx = nearest(z, e)
+    q = e[idx]
+    commit = jnp.mean((z - jax.lax.stop_gradient(q)) ** 2)
+    codebook = jnp.mean((jax.lax.stop_gradient(z) - q) ** 2)
+    zq = z + jax.lax.stop_gradient(q - z)  # straight-through
+    logits = decode(p, zq)
+    target = (m > 0.5).astype(jnp.float32)
+    bce = jnp.mean(jnp.maximum(logits, 0) - logits * target + jnp.log1p(jnp.exp(-jnp.abs(logits))))
+    pred = logits > 0
+    inter = jnp.sum(pred & (target > 0), (1, 2))
+    union = jnp.sum(pred | (target > 0), (1, 2))
+    iou = jnp.mean(jnp.where(union > 0, inter / jnp.maximum(union, 1), 1.0))
+    return bce + codebook + 0.25 * commit, (iou, idx)
+
+
+def main() -> None:
+    import optax
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--data", type=int, default=40000, help="number of training masks (generated once)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=HERE / "fixture-vae.npz")
+    args = ap.parse_args()
+
+    t0 = time.time()
+    data = make_masks(args.data, args.seed)
+    print(f"generated {len(data)} masks in {time.time() - t0:.0f}s", flush=True)
+    params = init_params(jax.random.PRNGKey(args.seed))
+    sched = optax.cosine_decay_schedule(2e-3, args.steps, alpha=0.02)
+    opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(sched))
+    state = opt.init(params)
+
+    @jax.jit
+    def step(p, s, m):  # type: ignore[no-untyped-def]
+        (loss, (iou, idx)), g = jax.value_and_grad(loss_fn, has_aux=True)(p, m)
+        upd, s = opt.update(g, s, p)
+        return optax.apply_updates(p, upd), s, loss, iou, idx
+
+    rng = np.random.default_rng(args.seed + 1)
+    usage = np.zeros(K)
+    for it in range(args.steps):
+        batch = data[rng.integers(0, len(data), args.batch)]
+        if rng.random() < 0.5:
+            batch = batch[:, :, ::-1]
+        if rng.random() < 0.5:
+            batch = np.swapaxes(batch, 1, 2)
+        params, state, loss, iou, idx = step(params, state, jnp.asarray(np.ascontiguousarray(batch)))
+        usage = 0.99 * usage + np.bincount(np.asarray(idx).ravel(), minlength=K)
+        if it % 100 == 99 and it < args.steps * 0.8:
+            # restart dead codes at encoder outputs of the current batch (seeded)
+            dead = np.flatnonzero(usage < 0.05)
+            if len(dead):
+                z = np.asarray(encode(params, jnp.asarray(batch))).reshape(-1, D)
+                pick = z[rng.integers(0, len(z), len(dead))]
+                params["_vq_vae._embedding"] = params["_vq_vae._embedding"].at[dead].set(pick)
+                usage[dead] = 1.0
+        if it % 200 == 0 or it == args.steps - 1:
+            print(
+                f"step {it} loss {float(loss):.4f} iou {float(iou):.3f} codes used {(usage > 0.05).sum()} "
+                f"{time.time() - t0:.0f}s",
+                flush=True,
+            )
+
+    out = {k: np.asarray(v, np.float16) for k, v in params.items()}
+    out["_vq_vae._ema_w"] = out["_vq_vae._embedding"].copy()
+    out["_vq_vae._ema_cluster_size"] = np.ones(K, np.float16)
+    np.savez_compressed(args.out, **out)
+    test = make_masks(512, args.seed + 12345)
+    p16 = {k: jnp.asarray(v, jnp.float32) for k, v in out.items()}
+    z = encode(p16, jnp.asarray(test))
+    logits = decode(p16, p16["_vq_vae._embedding"][nearest(z, p16["_vq_vae._embedding"])])
+    pred, tgt = np.asarray(logits) > 0, test > 0.5
+    iou = (pred & tgt).sum((1, 2)) / np.maximum((pred | tgt).sum((1, 2)), 1)
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB) in {time.time() - t0:.0f}s; "
+        f"held-out IoU mean {iou.mean():.3f} median {np.median(iou):.3f} p10 {np.quantile(iou, 0.1):.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
