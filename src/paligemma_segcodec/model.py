@@ -187,6 +187,36 @@ class ResBlock(nn.Module):
         return x + h
 
 
+def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, bias: jax.Array, k: int) -> jax.Array:
+    """Applies a stride-2 'SAME' transposed conv given as a sub-pixel kernel (see `SubpixelConvTranspose`).
+
+    ``x`` ``[B, n, n, C_in]``, ``kernel`` ``(T, T, C_in, 4 * F)``, ``bias`` ``(4 * F,)`` → ``[B, 2n, 2n, F]``.
+    """
+    plan = subpixel_plan(k)
+    f = kernel.shape[-1] // 4
+    y = jax.lax.conv_general_dilated(
+        x,
+        kernel,
+        window_strides=(1, 1),
+        padding=(plan.pad, plan.pad),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        precision=HIGHEST,
+    )
+    y = y + bias
+    b, n = x.shape[0], x.shape[1]
+    lo = plan.pad[0]
+    rows = []
+    for ry in range(2):
+        cols = []
+        for rx in range(2):
+            p = 2 * ry + rx
+            oy, ox = plan.start[ry] + lo, plan.start[rx] + lo
+            cols.append(y[:, oy : oy + n, ox : ox + n, p * f : (p + 1) * f])
+        rows.append(jnp.stack(cols, axis=3))  # [B, n, n, 2(rx), f]
+    z = jnp.stack(rows, axis=2)  # [B, n(m), 2(ry), n(q), 2(rx), f]
+    return z.reshape(b, 2 * n, 2 * n, f)
+
+
 class SubpixelConvTranspose(nn.Module):
     """Stride-2 'SAME' transposed conv (PyTorch ``ConvTranspose2d`` semantics) as a sub-pixel conv.
 
@@ -203,27 +233,7 @@ class SubpixelConvTranspose(nn.Module):
         t, f = plan.taps, self.features
         kernel = self.param("kernel", nn.initializers.zeros, (t, t, x.shape[-1], 4 * f))
         bias = self.param("bias", nn.initializers.zeros, (4 * f,))
-        y = jax.lax.conv_general_dilated(
-            x,
-            kernel,
-            window_strides=(1, 1),
-            padding=(plan.pad, plan.pad),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-            precision=HIGHEST,
-        )
-        y = y + bias
-        b, n = x.shape[0], x.shape[1]
-        lo = plan.pad[0]
-        rows = []
-        for ry in range(2):
-            cols = []
-            for rx in range(2):
-                p = 2 * ry + rx
-                oy, ox = plan.start[ry] + lo, plan.start[rx] + lo
-                cols.append(y[:, oy : oy + n, ox : ox + n, p * f : (p + 1) * f])
-            rows.append(jnp.stack(cols, axis=3))  # [B, n, n, 2(rx), f]
-        z = jnp.stack(rows, axis=2)  # [B, n(m), 2(ry), n(q), 2(rx), f]
-        return z.reshape(b, 2 * n, 2 * n, f)
+        return subpixel_conv_transpose(x, kernel, bias, self.kernel_size)
 
 
 class Encoder(nn.Module):
