@@ -20,7 +20,16 @@ from paligemma_segcodec.resize import resize
 from paligemma_segcodec.segment import Segment, paste_mask
 from paligemma_segcodec.tokens import format_object, parse_objects
 
-__all__ = ["PreparedMask", "decode_tokens", "default_codec", "encode_mask", "encode_masks", "prepare_mask"]
+__all__ = [
+    "PreparedMask",
+    "decode_tokens",
+    "default_codec",
+    "encode_mask",
+    "encode_masks",
+    "encode_prepared",
+    "prepare_crop",
+    "prepare_mask",
+]
 
 
 def default_codec() -> Codec:
@@ -97,8 +106,17 @@ def prepare_mask(mask: npt.ArrayLike, box: Sequence[float] | None = None, *, whe
             f"box {the_box} on the {h}x{w} {where} rounds to an empty crop "
             f"(rows {top}:{bottom}, columns {left}:{right}); make the box at least a pixel wide"
         )
-    mask64 = resize(m[top:bottom, left:right], MASK_SIZE, MASK_SIZE)
-    return PreparedMask(loc=box_to_loc(the_box), mask64=mask64)
+    return prepare_crop(m[top:bottom, left:right], the_box)
+
+
+def prepare_crop(crop: npt.ArrayLike, box: Sequence[float]) -> PreparedMask:
+    """`PreparedMask` from a crop that was already cut out (``crop == mask[crop_pixels(box, H, W)]``).
+
+    For callers that hold only the pixels inside the box, e.g. one connected component's bounding
+    slice with its tight box. ``crop`` is float/bool ``(h, w)`` in [0, 1] (not re-validated).
+    """
+    mask64 = resize(np.asarray(crop, dtype=np.float32), MASK_SIZE, MASK_SIZE)
+    return PreparedMask(loc=box_to_loc(box), mask64=mask64)
 
 
 def encode_mask(
@@ -156,6 +174,13 @@ def encode_masks(
         prepare_mask(m, None if boxes is None else boxes[i], where=f"mask {i}" if n > 1 else "mask")
         for i, m in enumerate(masks)
     ]
+    return encode_prepared(prepared, labels, codec=codec)
+
+
+def encode_prepared(
+    prepared: Sequence[PreparedMask], labels: Sequence[str | None] | None = None, *, codec: Codec | None = None
+) -> list[str]:
+    """Prepared masks (see `prepare_mask`) → token strings, in one batched `Codec.encode_indices` call."""
     if not prepared:
         return []
     codec = codec or default_codec()

@@ -80,6 +80,14 @@ def encode(
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the overlay PNG here.")
 @click.option("--strict", is_flag=True, help="Fail on a malformed object instead of skipping it.")
 @click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "coco"]),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: one JSON object per decoded object; coco: a COCO instances JSON (needs --image).",
+)
+@click.option(
     "--convention",
     type=click.Choice(["big_vision", "colab"]),
     default="big_vision",
@@ -88,7 +96,13 @@ def encode(
 )
 @checkpoint_option
 def decode(
-    text: str, image: Path | None, out: Path | None, strict: bool, convention: str, checkpoint: Path | None
+    text: str,
+    image: Path | None,
+    out: Path | None,
+    strict: bool,
+    fmt: str,
+    convention: str,
+    checkpoint: Path | None,
 ) -> None:
     """Decode a PaliGemma answer; print its objects as JSON, and draw them over --image into --out.
 
@@ -100,8 +114,10 @@ def decode(
     from paligemma_segcodec.api import decode_tokens
     from paligemma_segcodec.viz import draw_segments
 
-    if (image is None) != (out is None):
-        raise click.UsageError("--image and --out go together")
+    if out is not None and image is None:
+        raise click.UsageError("--out needs --image")
+    if fmt == "coco" and image is None:
+        raise click.UsageError("--format coco needs --image (for the image size)")
     if text == "-":
         text = sys.stdin.read()
     with user_errors():
@@ -124,7 +140,13 @@ def decode(
             )
         for w in caught:
             click.echo(f"warning: {w.message}", err=True)
-        for s in segments:
+        if fmt == "coco" and image is not None:
+            from paligemma_segcodec.datasets.coco import segments_to_coco
+
+            info = {"file_name": image.name, "width": width, "height": height}
+            click.echo(json.dumps(segments_to_coco([info], [segments])))
+            segments = segments if out is not None else []
+        for s in segments if fmt == "jsonl" else []:
             record: dict[str, Any] = {"label": s.label, "loc": list(s.loc), "box": list(s.box)}
             record["seg"] = None if s.seg is None else list(s.seg)
             if s.mask is not None:
@@ -142,6 +164,9 @@ def decode(
 def record_convention(name: str) -> Any:
     return "colab" if name == "colab" else "big_vision"
 
+
+# The dataset commands (convert, lint, audit, show, eval, export) register themselves on `main`.
+from paligemma_segcodec.datasets import cli as _datasets_cli  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,4 +1,4 @@
-"""Reading mask files (Pillow, no JAX)."""
+"""Reading mask and image files (Pillow, no JAX)."""
 
 from __future__ import annotations
 
@@ -8,31 +8,62 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-__all__ = ["read_mask", "read_mask_values"]
+__all__ = ["UnsupportedMaskError", "read_image", "read_mask", "read_mask_values"]
+
+_GREY_SPREAD = 8  # an RGB mask whose channels differ by at most this is grey (JPEG noise)
 
 
-def read_mask_values(path: str | os.PathLike[str]) -> npt.NDArray[np.uint8]:
-    """A mask file's grey values as uint8 ``(H, W)`` (colour masks are converted to luminance "L").
+class UnsupportedMaskError(ValueError):
+    """The file is an image, but not one a mask can be read from (a colour image, CMYK, …)."""
 
-    Raises:
-      OSError: unreadable or truncated file (Pillow's error, with the file name).
-    """
+
+def read_image(path: str | os.PathLike[str]) -> Image.Image:
+    """Opens and fully decodes an image (so truncated files fail here, with the file name), as RGB."""
     with Image.open(path) as im:
         im.load()
-        if im.mode in ("1", "L"):
-            arr = np.asarray(im.convert("L"))
-        elif im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        rgb: Image.Image = im.convert("RGB")
+        return rgb
+
+
+def read_mask_values(path: str | os.PathLike[str]) -> npt.NDArray[np.integer]:
+    """A mask file's values as an integer ``(H, W)`` array.
+
+    - ``1``, ``L``, ``LA`` (alpha ignored): grey values 0..255 (uint8);
+    - ``P``: the palette indices (a semantic mask saved with a palette), uint8;
+    - ``I``, ``I;16``, integer-valued ``F``: the values (int32), for label maps with many classes;
+    - ``RGB``/``RGBA`` whose channels are equal up to JPEG noise: grey values (uint8).
+
+    Raises:
+      OSError: unreadable or truncated file (Pillow's error).
+      UnsupportedMaskError: a colour image or another mode that is not a mask.
+    """
+    name = os.fspath(path)
+    with Image.open(path) as im:
+        im.load()
+        mode = im.mode
+        if mode in ("1", "L", "P"):
+            return np.asarray(im.convert("L") if mode == "1" else im, dtype=np.uint8)
+        if mode == "LA":
+            return np.asarray(im.getchannel("L"), dtype=np.uint8)
+        if mode.startswith("I") or mode == "F":
             raw = np.asarray(im)
-            if raw.min() < 0 or raw.max() > 255:
-                raise ValueError(f"{os.fspath(path)}: {im.mode} mask with values outside 0..255; not a mask image")
-            arr = raw.astype(np.uint8)
-        else:
-            arr = np.asarray(im.convert("L"))
-    return np.ascontiguousarray(arr, dtype=np.uint8)
+            if raw.ndim != 2 or (mode == "F" and not np.all(raw == np.round(raw))):
+                raise UnsupportedMaskError(f"{name}: mode {mode} mask with non-integer values")
+            return raw.astype(np.int32)
+        if mode in ("RGB", "RGBA"):
+            rgb = np.asarray(im.convert("RGB"), dtype=np.int16)
+            spread = np.abs(rgb - rgb[..., :1]).max(axis=-1)
+            if np.mean(spread > _GREY_SPREAD) > 0.001:
+                raise UnsupportedMaskError(
+                    f"{name}: colour mask (mode {mode} with different R, G, B values); "
+                    "save masks as single-channel (L or P) images"
+                )
+            return np.asarray(im.convert("L"), dtype=np.uint8)
+        raise UnsupportedMaskError(f"{name}: unsupported image mode {mode} for a mask")
 
 
 def read_mask(path: str | os.PathLike[str], *, threshold: int = 127) -> npt.NDArray[np.bool_]:
-    """A mask file → bool ``(H, W)``: pixels whose grey value is ``> threshold``.
+    """A mask file → bool ``(H, W)``: pixels whose value is ``> threshold``.
 
     JPEG masks have grey values at the edges, hence the threshold (127 by default). A file whose
     values are only 0 and 1 (a 0/1 label PNG) is read as such: pixels ``> 0``.

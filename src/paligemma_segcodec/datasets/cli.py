@@ -1,0 +1,343 @@
+"""``segcodec`` dataset commands: convert, lint, audit, show, eval, export."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+
+from paligemma_segcodec.cli import checkpoint_option, codec_for, main, record_convention, user_errors
+from paligemma_segcodec.errors import SkippedObjectWarning
+
+DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+OUTFILE = click.Path(dir_okay=False, path_type=Path)
+
+
+def _threshold(fn: Any) -> Any:
+    return click.option(
+        "--threshold", default=127, show_default=True, help="Mask pixels > this are foreground (0/1 masks: > 0)."
+    )(fn)
+
+
+@main.command()
+@click.option("--images", type=DIR, required=True, help="Folder of images.")
+@click.option("--masks", type=DIR, default=None, help="Folder of masks, matched to images by file stem.")
+@click.option("--coco", type=FILE, default=None, help="COCO instances JSON instead of --masks (polygons or RLE).")
+@click.option("--label", default=None, help="Label of the objects of binary masks.")
+@click.option("--classes", default=None, help="Semantic masks: value=label pairs, e.g. 1=water,2=road.")
+@click.option("--output", type=OUTFILE, required=True, help="Output JSONL (errors go to OUT.errors.jsonl).")
+@_threshold
+@click.option(
+    "--instances",
+    type=click.Choice(["components", "whole"]),
+    default="components",
+    show_default=True,
+    help="One object per connected component (8-connected), or per mask/class.",
+)
+@click.option(
+    "--min-area", default=16, show_default=True, help="Drop components with fewer pixels (counted in the summary)."
+)
+@click.option(
+    "--crowd", type=click.Choice(["skip", "include"]), default="skip", show_default=True, help="COCO iscrowd=1."
+)
+@click.option("--split", type=float, default=None, help="Train fraction, e.g. 0.9: also write train.jsonl/val.jsonl.")
+@click.option("--seed", default=0, show_default=True, help="Seed of --split.")
+@click.option("--train-list", type=FILE, default=None, help="File of image names for train.jsonl.")
+@click.option("--val-list", type=FILE, default=None, help="File of image names for val.jsonl.")
+@click.option("--copy-images", "images_mode", flag_value="copy", default=None, help="Copy images to OUT_DIR/images/.")
+@click.option("--link-images", "images_mode", flag_value="link", help="Symlink images into OUT_DIR/images/.")
+@click.option(
+    "--image-size", type=click.Choice(["224", "448", "896"]), default=None, help="Write resized copies (NxN) instead."
+)
+@click.option("--batch-size", default=512, show_default=True, help="Objects per device call.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@checkpoint_option
+def convert(
+    images: Path,
+    masks: Path | None,
+    coco: Path | None,
+    label: str | None,
+    classes: str | None,
+    output: Path,
+    threshold: int,
+    instances: str,
+    min_area: int,
+    crowd: str,
+    split: float | None,
+    seed: int,
+    train_list: Path | None,
+    val_list: Path | None,
+    images_mode: str | None,
+    image_size: str | None,
+    batch_size: int,
+    progress: bool,
+    checkpoint: Path | None,
+) -> None:
+    """Convert images + masks (or COCO) into PaliGemma fine-tuning JSONL.
+
+    Each line is {"image", "prefix": "segment LABEL", "suffix": "<loc>x4<seg>x16 LABEL ; ..."}.
+    Images without objects get an empty suffix. Bad items are listed in OUT.errors.jsonl and the
+    exit code is 1 when anything was skipped.
+    """
+    from paligemma_segcodec.datasets.convert import convert_coco, convert_folder
+    from paligemma_segcodec.datasets.files import parse_classes
+
+    if (masks is None) == (coco is None):
+        raise click.UsageError("give --masks DIR or --coco FILE")
+    if masks is not None and (label is None) == (classes is None):
+        raise click.UsageError("with --masks give --label LABEL (binary masks) or --classes 1=a,2=b (semantic masks)")
+    write = {
+        "split": split,
+        "seed": seed,
+        "train_list": train_list,
+        "val_list": val_list,
+        "images": images_mode,
+        "image_size": int(image_size) if image_size else None,
+        "batch_size": batch_size,
+        "progress": progress,
+    }
+    with user_errors():
+        codec = codec_for(checkpoint)
+        if coco is not None:
+            report = convert_coco(coco, images, output, crowd=crowd, min_area=min_area, codec=codec, **write)
+        else:
+            assert masks is not None
+            report = convert_folder(
+                images,
+                masks,
+                output,
+                label=label,
+                classes=parse_classes(classes) if classes else None,
+                threshold=threshold,
+                instances="whole" if instances == "whole" else "components",
+                min_area=min_area,
+                codec=codec,
+                **write,
+            )
+    click.echo(report.summary(), err=True)
+    if any(p.severity == "error" for p in report.skipped):
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("folder", type=DIR, required=False)
+@click.option("--images", type=DIR, default=None, help="Folder of images (default: FOLDER/images).")
+@click.option("--masks", type=DIR, default=None, help="Folder of masks (default: FOLDER/masks).")
+@_threshold
+@click.option("--min-area", default=16, show_default=True, help="Components under this many pixels are 'tiny'.")
+@click.option("--full-fraction", default=0.98, show_default=True, help="Masks above this fraction are 'near-full'.")
+@click.option("--json", "json_out", type=OUTFILE, default=None, help="Also write the findings as JSON here.")
+@click.option(
+    "--fail-on",
+    type=click.Choice(["error", "warning", "never"]),
+    default="error",
+    show_default=True,
+    help="Exit 1 when there is a finding of this severity (or worse).",
+)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def lint(
+    folder: Path | None,
+    images: Path | None,
+    masks: Path | None,
+    threshold: int,
+    min_area: int,
+    full_fraction: float,
+    json_out: Path | None,
+    fail_on: str,
+    progress: bool,
+) -> None:
+    """Check image/mask pairs: empty, near-full, tiny, non-binary, border-wedge masks, mismatches."""
+    from paligemma_segcodec.datasets.lint import lint_folder
+
+    images = images or (folder / "images" if folder else None)
+    masks = masks or (folder / "masks" if folder else None)
+    if images is None or masks is None:
+        raise click.UsageError("give FOLDER (with images/ and masks/) or --images and --masks")
+    with user_errors():
+        report = lint_folder(
+            images, masks, threshold=threshold, min_area=min_area, full_fraction=full_fraction, progress=progress
+        )
+    click.echo(report.table())
+    if json_out is not None:
+        json_out.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    if (fail_on == "error" and report.errors) or (fail_on == "warning" and report.problems):
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--images", type=DIR, required=True, help="Folder of images.")
+@click.option("--masks", type=DIR, required=True, help="Folder of masks, matched by stem.")
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Report folder."
+)
+@click.option("--label", default="object", show_default=True)
+@_threshold
+@click.option("--instances", type=click.Choice(["components", "whole"]), default="components", show_default=True)
+@click.option("--min-area", default=16, show_default=True, help="Skip components with fewer pixels.")
+@click.option("--worst", default=16, show_default=True, help="Objects in the contact sheet of the worst.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@checkpoint_option
+def audit(
+    images: Path,
+    masks: Path,
+    out_dir: Path,
+    label: str,
+    threshold: int,
+    instances: str,
+    min_area: int,
+    worst: int,
+    progress: bool,
+    checkpoint: Path | None,
+) -> None:
+    """IoU of each object after encode -> decode -> paste: the ceiling of the 16-token format.
+
+    Writes audit.csv, summary.json, histogram.png and worst.png into --out.
+    """
+    from paligemma_segcodec.datasets.audit import audit_folder
+
+    with user_errors():
+        report = audit_folder(
+            images,
+            masks,
+            out_dir,
+            label=label,
+            threshold=threshold,
+            instances="whole" if instances == "whole" else "components",
+            min_area=min_area,
+            worst=worst,
+            codec=codec_for(checkpoint),
+            progress=progress,
+        )
+    click.echo(f"{'label':<12} {'count':>6} {'mean':>6} {'median':>6} {'q10':>6} {'q90':>6}")
+    for name, s in report.summary().items():
+        click.echo(
+            f"{name:<12} {int(s['count']):>6} {s['mean']:>6.3f} {s['median']:>6.3f} {s['q10']:>6.3f} {s['q90']:>6.3f}"
+        )
+    for p in report.skipped:
+        click.echo(f"skipped {p.file}: {p.reason}", err=True)
+    click.echo(f"wrote {out_dir}/audit.csv, summary.json, histogram.png, worst.png", err=True)
+
+
+def _predictions(path: Path) -> dict[str, str]:
+    from paligemma_segcodec.datasets.evaluate import read_predictions
+
+    return read_predictions(path)
+
+
+def _decode_for_image(text: str, image: Path, codec: Any, convention: str) -> tuple[Any, list[Any]]:
+    from PIL import Image
+
+    from paligemma_segcodec.api import decode_tokens
+
+    pil = Image.open(image)
+    pil.load()
+    w, h = pil.size
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SkippedObjectWarning)
+        segs = decode_tokens(text, height=h, width=w, codec=codec, convention=record_convention(convention))
+    for warning in caught:
+        click.echo(f"warning: {image.name}: {warning.message}", err=True)
+    return pil, segs
+
+
+@main.command()
+@click.option("--predictions", type=FILE, default=None, help="JSONL with image + prediction (or suffix) per line.")
+@click.option("--images", type=DIR, default=None, help="Folder of the images named in --predictions.")
+@click.option("--text", default=None, help="One answer (with --image) instead of --predictions.")
+@click.option("--image", type=FILE, default=None, help="The image of --text.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (or PNG file with --text).")
+@click.option("--convention", type=click.Choice(["big_vision", "colab"]), default="big_vision", show_default=True)
+@checkpoint_option
+def show(
+    predictions: Path | None,
+    images: Path | None,
+    text: str | None,
+    image: Path | None,
+    out: Path,
+    convention: str,
+    checkpoint: Path | None,
+) -> None:
+    """Draw decoded answers (boxes, filled masks, labels) over their images as PNG."""
+    from paligemma_segcodec.viz import draw_segments
+
+    jobs: list[tuple[str, Path, Path]] = []
+    if text is not None and image is not None:
+        jobs.append((text, image, out if out.suffix.lower() == ".png" else out / (image.stem + ".png")))
+    elif predictions is not None and images is not None:
+        with user_errors():
+            for name, answer in _predictions(predictions).items():
+                jobs.append((answer, images / name, out / (Path(name).stem + ".png")))
+    else:
+        raise click.UsageError("give --predictions with --images, or --text with --image")
+    with user_errors():
+        codec = codec_for(checkpoint) if any("<seg" in t for t, _, _ in jobs) else None
+        for answer, img, dest in jobs:
+            pil, segs = _decode_for_image(answer, img, codec, convention)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            draw_segments(pil, segs, convention=record_convention(convention)).save(dest)
+    click.echo(f"wrote {len(jobs)} image(s) to {out}", err=True)
+
+
+@main.command(name="eval")
+@click.option("--predictions", type=FILE, required=True, help="JSONL with image + prediction (or suffix).")
+@click.option("--masks", type=DIR, default=None, help="Ground-truth masks folder (matched by stem).")
+@click.option("--coco", type=FILE, default=None, help="Ground-truth COCO instances JSON instead.")
+@_threshold
+@click.option("--csv", "csv_out", type=OUTFILE, default=None, help="Per-image scores CSV.")
+@click.option("--json", "json_out", type=OUTFILE, default=None, help="Metrics JSON.")
+@checkpoint_option
+def eval_(
+    predictions: Path,
+    masks: Path | None,
+    coco: Path | None,
+    threshold: int,
+    csv_out: Path | None,
+    json_out: Path | None,
+    checkpoint: Path | None,
+) -> None:
+    """Score answers: mIoU, cIoU, box accuracy @0.5/@0.75, invalid answers (big_vision's definitions)."""
+    from paligemma_segcodec.datasets.evaluate import evaluate
+
+    if (masks is None) == (coco is None):
+        raise click.UsageError("give --masks DIR or --coco FILE")
+    with user_errors():
+        preds = _predictions(predictions)
+        codec = codec_for(checkpoint) if any("<seg" in t for t in preds.values()) else None
+        report = evaluate(preds, masks_dir=masks, coco=coco, threshold=threshold, codec=codec)
+    metrics = report.metrics()
+    click.echo(json.dumps(metrics, indent=2))
+    if csv_out is not None:
+        report.write_csv(csv_out)
+    if json_out is not None:
+        json_out.write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+@main.command()
+@click.option("--predictions", type=FILE, required=True, help="JSONL with image + prediction (or suffix).")
+@click.option("--images", type=DIR, required=True, help="Folder of the images named in --predictions.")
+@click.option("--out", type=OUTFILE, required=True, help="COCO JSON to write.")
+@click.option("--polygons", is_flag=True, help="Polygons (contour tracing) instead of RLE.")
+@click.option("--convention", type=click.Choice(["big_vision", "colab"]), default="big_vision", show_default=True)
+@checkpoint_option
+def export(
+    predictions: Path, images: Path, out: Path, polygons: bool, convention: str, checkpoint: Path | None
+) -> None:
+    """Decoded answers -> COCO instances JSON (for CVAT, Label Studio, pycocotools)."""
+    from paligemma_segcodec.datasets.coco import segments_to_coco
+
+    with user_errors():
+        preds = _predictions(predictions)
+        codec = codec_for(checkpoint) if any("<seg" in t for t in preds.values()) else None
+        infos, all_segs = [], []
+        for name, answer in preds.items():
+            pil, segs = _decode_for_image(answer, images / name, codec, convention)
+            infos.append({"file_name": name, "width": pil.size[0], "height": pil.size[1]})
+            all_segs.append(segs)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(segments_to_coco(infos, all_segs, polygons=polygons)) + "\n")
+    click.echo(f"wrote {out}: {len(infos)} images", err=True)

@@ -1,0 +1,192 @@
+"""``segcodec eval``: score a model's answers against ground-truth masks.
+
+Definitions (as big_vision's PaliGemma segmentation evaluator, extended to several objects per image):
+
+- Each prediction is decoded at the ground truth's size (``convention="big_vision"`` paste) and the
+  predicted objects are merged into one mask; so is the ground truth. Per-image IoU of the two;
+  when both are empty the IoU is 1.
+- An answer is **invalid** when it is not empty but no object in it parses (malformed tokens); an
+  invalid answer scores IoU 0 (and box IoU 0). Images without a prediction line count as invalid.
+- **mIoU**: the mean of per-image IoUs. **cIoU**: total intersection / total union over all images.
+- **Box accuracy @0.5 / @0.75**: over images with ground-truth objects, the share whose predicted box
+  (the box around all predicted objects, in pixels) has IoU ≥ 0.5 / 0.75 with the ground truth's box.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from paligemma_segcodec.datasets.files import binarize
+from paligemma_segcodec.errors import SkippedObjectWarning
+from paligemma_segcodec.maskio import read_mask_values
+
+if TYPE_CHECKING:
+    from paligemma_segcodec.codec import Codec
+
+__all__ = ["EvalReport", "ImageScore", "evaluate", "read_predictions"]
+
+
+@dataclass(frozen=True)
+class ImageScore:
+    image: str
+    iou: float
+    box_iou: float
+    intersection: int
+    union: int
+    predicted: int
+    ground_truth: int
+    invalid: bool
+    skipped_objects: int
+
+
+@dataclass
+class EvalReport:
+    scores: list[ImageScore] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, float]:
+        if not self.scores:
+            return {"images": 0.0}
+        ious = np.array([s.iou for s in self.scores])
+        with_gt = [s for s in self.scores if s.ground_truth > 0]
+        union = sum(s.union for s in self.scores)
+        return {
+            "images": float(len(self.scores)),
+            "miou": float(ious.mean()),
+            "ciou": float(sum(s.intersection for s in self.scores) / union) if union else 1.0,
+            "box_acc@0.5": float(np.mean([s.box_iou >= 0.5 for s in with_gt])) if with_gt else float("nan"),
+            "box_acc@0.75": float(np.mean([s.box_iou >= 0.75 for s in with_gt])) if with_gt else float("nan"),
+            "invalid": float(sum(s.invalid for s in self.scores)),
+            "skipped_objects": float(sum(s.skipped_objects for s in self.scores)),
+        }
+
+    def write_csv(self, path: str | os.PathLike[str]) -> None:
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(ImageScore.__dataclass_fields__))
+            writer.writeheader()
+            for s in self.scores:
+                writer.writerow(asdict(s))
+
+
+def read_predictions(path: str | os.PathLike[str]) -> dict[str, str]:
+    """JSONL with ``image`` and ``prediction`` (or ``suffix``) per line → {image name: text}."""
+    out: dict[str, str] = {}
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{n}: not JSON ({err})") from err
+        text = rec.get("prediction", rec.get("suffix"))
+        if not isinstance(rec.get("image"), str) or not isinstance(text, str):
+            raise ValueError(f"{path}:{n}: need string fields 'image' and 'prediction' (or 'suffix')")
+        out[rec["image"]] = text
+    return out
+
+
+def _box(mask: npt.NDArray[np.bool_]) -> tuple[int, int, int, int] | None:
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if rows.size == 0:
+        return None
+    return (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+
+
+def _box_iou(a: tuple[int, int, int, int] | None, b: tuple[int, int, int, int] | None) -> float:
+    if a is None or b is None:
+        return 1.0 if a is None and b is None else 0.0
+    ih = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iw = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ih * iw
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / area if area else 0.0
+
+
+def score_image(image: str, text: str | None, gt: npt.NDArray[np.bool_], *, codec: Codec | None = None) -> ImageScore:
+    """One image's score (see the module docstring)."""
+    from paligemma_segcodec.api import decode_tokens
+    from paligemma_segcodec.tokens import parse_objects
+
+    h, w = gt.shape
+    n_gt = int(gt.any())
+    if text is None:
+        return ImageScore(image, 0.0, 0.0, 0, int(gt.sum()), 0, n_gt, True, 0)
+    parsed = parse_objects(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedObjectWarning)
+        segs = decode_tokens(text, height=h, width=w, codec=codec) if parsed.objects else []
+    invalid = bool(text.strip()) and not parsed.objects
+    pred = np.zeros((h, w), bool)
+    pred_box = None
+    for s in segs:
+        if s.mask is not None:
+            pred |= s.mask
+        x1, y1, x2, y2 = s.xyxy(w, h)
+        if x2 > x1 and y2 > y1:
+            b = (y1, x1, y2, x2)
+            pred_box = (
+                b
+                if pred_box is None
+                else (min(pred_box[0], y1), min(pred_box[1], x1), max(pred_box[2], y2), max(pred_box[3], x2))
+            )
+    inter = int(np.count_nonzero(pred & gt))
+    union = int(np.count_nonzero(pred | gt))
+    iou = 0.0 if invalid else (1.0 if union == 0 else inter / union)
+    box_iou = 0.0 if invalid else _box_iou(pred_box, _box(gt))
+    return ImageScore(image, iou, box_iou, inter, union, len(segs), n_gt, invalid, len(parsed.skipped))
+
+
+def _gt_from_masks(masks_dir: Path, threshold: int) -> Iterator[tuple[str, npt.NDArray[np.bool_]]]:
+    from paligemma_segcodec.datasets.files import IMAGE_EXTENSIONS
+
+    for p in sorted(masks_dir.iterdir()):
+        if p.suffix.lower() in IMAGE_EXTENSIONS:
+            yield p.stem, binarize(read_mask_values(p), threshold)
+
+
+def _gt_from_coco(annotations: Path) -> Iterator[tuple[str, npt.NDArray[np.bool_]]]:
+    from paligemma_segcodec.datasets.coco import _load
+
+    coco = _load(annotations)
+    for info in sorted(coco.dataset.get("images", []), key=lambda im: im["file_name"]):
+        mask = np.zeros((info["height"], info["width"]), bool)
+        for ann in coco.loadAnns(coco.getAnnIds(imgIds=[info["id"]], iscrowd=False)):
+            mask |= coco.annToMask(ann).astype(bool)
+        yield Path(info["file_name"]).stem, mask
+
+
+def evaluate(
+    predictions: Mapping[str, str],
+    *,
+    masks_dir: str | os.PathLike[str] | None = None,
+    coco: str | os.PathLike[str] | None = None,
+    threshold: int = 127,
+    codec: Codec | None = None,
+) -> EvalReport:
+    """Scores predictions (image name → answer text) against a masks folder or a COCO file.
+
+    Images are matched by file stem; every ground-truth image is scored (a missing prediction is
+    invalid). Predictions for images without ground truth raise ValueError (naming them).
+    """
+    if (masks_dir is None) == (coco is None):
+        raise ValueError("give exactly one of masks_dir or coco")
+    gt = _gt_from_masks(Path(masks_dir), threshold) if masks_dir is not None else _gt_from_coco(Path(str(coco)))
+    by_stem = {Path(k).stem: v for k, v in predictions.items()}
+    report = EvalReport()
+    seen = set()
+    for stem, mask in gt:
+        seen.add(stem)
+        report.scores.append(score_image(stem, by_stem.get(stem), mask, codec=codec))
+    extra = sorted(set(by_stem) - seen)
+    if extra:
+        raise ValueError(f"{len(extra)} prediction(s) have no ground truth, e.g. {extra[:3]}")
+    return report

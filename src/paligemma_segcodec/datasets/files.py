@@ -1,0 +1,207 @@
+"""Finding image/mask pairs in folders and turning masks into objects (NumPy, SciPy, Pillow; no JAX)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from paligemma_segcodec.boxes import Box, box_to_loc
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "Instances",
+    "MaskObject",
+    "Pair",
+    "Problem",
+    "binarize",
+    "extract_objects",
+    "match_pairs",
+    "parse_classes",
+]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+Instances = Literal["components", "whole"]
+_EIGHT = np.ones((3, 3), bool)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One input that could not be used (or looks wrong): which file and why."""
+
+    file: str
+    reason: str
+    severity: Literal["error", "warning"] = "error"
+
+    def to_json(self) -> dict[str, str]:
+        return {"file": self.file, "reason": self.reason, "severity": self.severity}
+
+
+@dataclass(frozen=True)
+class Pair:
+    """An image and its mask, matched by file stem."""
+
+    stem: str
+    image: Path
+    mask: Path
+
+
+@dataclass(frozen=True)
+class MaskObject:
+    """One object cut out of a mask.
+
+    Attributes:
+      label: its label.
+      box: the tight normalized box ``(y1, x1, y2, x2)`` in the full mask.
+      crop: bool ``(h, w)``: the object's pixels inside that box (``mask[crop_pixels(box)]``).
+    """
+
+    label: str
+    box: Box
+    crop: npt.NDArray[np.bool_]
+
+    @property
+    def area(self) -> int:
+        return int(self.crop.sum())
+
+
+def _listing(folder: Path, what: str) -> tuple[dict[str, Path], list[Problem]]:
+    files: dict[str, Path] = {}
+    problems: list[Problem] = []
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or p.is_dir():
+            continue
+        if p.suffix.lower() not in IMAGE_EXTENSIONS:
+            problems.append(Problem(str(p), f"not a supported {what} file type ({', '.join(IMAGE_EXTENSIONS)})"))
+            continue
+        if p.stem in files:
+            problems.append(Problem(str(p), f"two {what} files with the stem {p.stem!r} (also {files[p.stem].name})"))
+            continue
+        files[p.stem] = p
+    return files, problems
+
+
+def match_pairs(
+    images_dir: str | os.PathLike[str], masks_dir: str | os.PathLike[str]
+) -> tuple[list[Pair], list[Problem]]:
+    """Pairs ``images_dir/STEM.*`` with ``masks_dir/STEM.*`` (PNG, JPEG, TIFF, BMP; case-insensitive).
+
+    Returns the pairs sorted by stem, and one `Problem` per image without a mask, mask without an
+    image, unsupported file type, or duplicated stem.
+
+    Raises:
+      FileNotFoundError: a folder does not exist.
+    """
+    images_dir, masks_dir = Path(images_dir), Path(masks_dir)
+    for folder in (images_dir, masks_dir):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} is not a folder")
+    images, problems = _listing(images_dir, "image")
+    masks, mask_problems = _listing(masks_dir, "mask")
+    problems += mask_problems
+    pairs = []
+    for stem in sorted(set(images) | set(masks)):
+        if stem not in masks:
+            problems.append(Problem(str(images[stem]), f"image without mask (no {stem}.* in {masks_dir})"))
+        elif stem not in images:
+            problems.append(Problem(str(masks[stem]), f"mask without image (no {stem}.* in {images_dir})"))
+        else:
+            pairs.append(Pair(stem, images[stem], masks[stem]))
+    return pairs, problems
+
+
+def parse_classes(spec: str) -> dict[int, str]:
+    """``"1=water,2=road"`` → ``{1: "water", 2: "road"}``.
+
+    >>> parse_classes("1=water, 2=road")
+    {1: 'water', 2: 'road'}
+    """
+    classes: dict[int, str] = {}
+    for part in spec.split(","):
+        value, sep, name = part.partition("=")
+        if not sep or not value.strip().lstrip("-").isdigit() or not name.strip():
+            raise ValueError(f"--classes must look like 1=water,2=road; bad entry {part.strip()!r}")
+        if any(c in name for c in ";<>"):
+            raise ValueError(f"class name {name.strip()!r} may not contain ';', '<' or '>'")
+        classes[int(value)] = name.strip()
+    return classes
+
+
+def binarize(values: npt.NDArray[np.integer], threshold: int) -> npt.NDArray[np.bool_]:
+    """Mask values → bool: ``> threshold``, except a 0/1 mask, read as ``> 0``."""
+    if values.size and int(values.max()) == 1:
+        return np.asarray(values > 0)
+    return np.asarray(values > threshold)
+
+
+def _objects_of(
+    binary: npt.NDArray[np.bool_], label: str, instances: Instances, min_area: int
+) -> tuple[list[MaskObject], int]:
+    h, w = binary.shape
+    labels: npt.NDArray[np.integer]
+    if instances == "whole":
+        labels, count = binary.astype(np.int32), int(binary.any())
+    else:
+        labels, count = ndimage.label(binary, structure=_EIGHT)
+    objects, dropped = [], 0
+    # Every label 1..count is present, so find_objects gives a slice for each.
+    for i, slc in enumerate(ndimage.find_objects(labels, max_label=count), start=1):
+        crop = labels[slc] == i
+        ys, xs = slc
+        box = (ys.start / h, xs.start / w, ys.stop / h, xs.stop / w)
+        y1, x1, y2, x2 = box_to_loc(box)
+        if crop.sum() < min_area or y2 <= y1 or x2 <= x1:  # too small, or thinner than one <loc> step
+            dropped += 1
+            continue
+        objects.append(MaskObject(label, box, crop))
+    return objects, dropped
+
+
+def extract_objects(
+    values: npt.NDArray[np.integer],
+    *,
+    label: str | None = None,
+    classes: Mapping[int, str] | None = None,
+    threshold: int = 127,
+    instances: Instances = "components",
+    min_area: int = 0,
+) -> tuple[list[MaskObject], int]:
+    """A mask's objects: connected components (8-connected) or the whole mask, per class.
+
+    Args:
+      values: the mask file's values (see `paligemma_segcodec.maskio.read_mask_values`).
+      label: for a binary mask (``values > threshold``): the objects' label.
+      classes: for a semantic mask: value → label; other values (background, void) are ignored.
+      instances: ``"components"`` (one object per connected component) or ``"whole"`` (one object
+        per mask, or per class).
+      min_area: components with fewer pixels are dropped (and counted).
+
+    Objects whose box is thinner than one ``<loc>`` step (1/1023 of the side, so ``y2 == y1`` or
+    ``x2 == x1`` after rounding: PaliGemma's format cannot express them, and parsers reject them)
+    are dropped and counted too.
+
+    Returns:
+      ``(objects, dropped)``: objects in class order, then raster order of their first pixel.
+    """
+    if (label is None) == (classes is None):
+        raise ValueError("give exactly one of label (binary masks) or classes (semantic masks)")
+    if instances not in ("components", "whole"):
+        raise ValueError(f"instances must be 'components' or 'whole', got {instances!r}")
+    groups = (
+        [(label, binarize(values, threshold))]
+        if label is not None
+        else [(n, values == v) for v, n in (classes or {}).items()]
+    )
+    objects: list[MaskObject] = []
+    dropped = 0
+    for name, binary in groups:
+        found, lost = _objects_of(binary, str(name), instances, min_area)
+        objects += found
+        dropped += lost
+    return objects, dropped

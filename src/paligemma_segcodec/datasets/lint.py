@@ -1,0 +1,205 @@
+"""``segcodec lint``: find masks that would make bad fine-tuning data (NumPy, SciPy, Pillow; no JAX).
+
+Checks, per image/mask pair (severity in brackets):
+
+- [error] unreadable or truncated image or mask, unsupported mask mode, image without mask, mask
+  without image, image/mask size mismatch;
+- [warning] empty mask (no pixel above the threshold);
+- [warning] near-full mask (more than ``full_fraction``, 98 % by default, of the pixels);
+- [warning] tiny objects (connected components under ``min_area`` pixels);
+- [warning] not binary: more than ``grey_fraction`` (5 %) of the pixels are mid-grey (16 < v < 240),
+  i.e. a soft or mis-saved mask rather than JPEG edge noise;
+- [warning] border wedge: the mask fills a straight-edged wedge or strip along an image border where
+  the image is flat (one colour): the artefact of a rotated photo padded with a plain colour, with
+  the padding labelled as water.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+from scipy import ndimage
+
+from paligemma_segcodec.datasets.files import Problem, binarize, match_pairs
+from paligemma_segcodec.maskio import read_mask_values
+
+__all__ = ["LintReport", "border_wedges", "lint_folder", "lint_pair"]
+
+
+@dataclass
+class LintReport:
+    """Findings of `lint_folder`, one `Problem` each, and the number of pairs checked."""
+
+    pairs: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pairs": self.pairs,
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "problems": [p.to_json() for p in self.problems],
+        }
+
+    def table(self) -> str:
+        """A plain-text table: severity, file, finding."""
+        if not self.problems:
+            return f"{self.pairs} pairs checked: no problems"
+        rows = [(p.severity, Path(p.file).name, p.reason) for p in self.problems]
+        w0 = max(len(r[0]) for r in rows)
+        w1 = max(len(r[1]) for r in rows)
+        lines = [f"{'severity':<{w0}}  {'file':<{w1}}  finding", "-" * (w0 + w1 + 12)]
+        lines += [f"{a:<{w0}}  {b:<{w1}}  {c}" for a, b, c in rows]
+        lines.append(f"{self.pairs} pairs checked: {len(self.errors)} errors, {len(self.warnings)} warnings")
+        return "\n".join(lines)
+
+
+def _inward_depth(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+    """For each column, how many mask pixels run down from row 0 before the first background pixel."""
+    h = mask.shape[0]
+    first_bg = np.where((~mask).any(axis=0), np.argmax(~mask, axis=0), h)
+    return np.asarray(first_bg, dtype=np.int64)
+
+
+def border_wedges(
+    mask: npt.NDArray[np.bool_], grey: npt.NDArray[np.floating] | None = None
+) -> list[tuple[str, float, str]]:
+    """Straight-edged wedges/strips of mask along the borders: ``[(side, area_fraction, shape)]``.
+
+    For each side, the run of mask pixels from the border inward is measured along the side. A
+    finding needs a contiguous stretch over at least a quarter of the side where that depth is
+    at most a quarter of the image, at least 3 px deep, and close to a straight line (RMS residual
+    < 15 % of the mean depth): a wedge when the line slopes, a strip when it is flat. With ``grey``
+    (the image as grey levels), the image under it must also be flat (std < 12 grey levels).
+    """
+    found = []
+    sides = {
+        "top": (mask, grey),
+        "bottom": (mask[::-1], None if grey is None else grey[::-1]),
+        "left": (mask.T, None if grey is None else grey.T),
+        "right": (mask.T[::-1], None if grey is None else grey.T[::-1]),
+    }
+    for side, (m, g) in sides.items():
+        depth_limit = m.shape[0] // 4
+        d = _inward_depth(m)
+        ok = (d >= 3) & (d <= depth_limit)
+        labels, n = ndimage.label(ok)
+        if n == 0:
+            continue
+        sizes = ndimage.sum_labels(ok, labels, index=np.arange(1, n + 1))
+        best = int(np.argmax(sizes)) + 1
+        cols = np.flatnonzero(labels == best)
+        if len(cols) < max(8, m.shape[1] // 4):
+            continue
+        dd = d[cols].astype(np.float64)
+        slope, icpt = np.polyfit(cols, dd, 1)
+        rms = float(np.sqrt(np.mean((dd - (slope * cols + icpt)) ** 2)))
+        if rms > 0.15 * dd.mean() + 1.0:
+            continue
+        region = np.zeros_like(m)
+        rows = np.arange(m.shape[0])[:, None]
+        region[:, cols] = rows < d[cols][None, :]
+        if g is not None and float(np.std(g[region])) >= 12.0:
+            continue
+        shape = "wedge" if abs(slope) * len(cols) >= max(3.0, 0.5 * dd.mean()) else "strip"
+        found.append((side, float(region.sum()) / mask.size, shape))
+    return found
+
+
+def lint_pair(
+    image_path: Path,
+    mask_path: Path,
+    *,
+    threshold: int = 127,
+    min_area: int = 16,
+    full_fraction: float = 0.98,
+    grey_fraction: float = 0.05,
+) -> list[Problem]:
+    """All findings for one pair (see the module docstring)."""
+    try:
+        with Image.open(image_path) as im:
+            im.load()
+            grey = np.asarray(im.convert("L"), dtype=np.float32)
+    except Exception as err:
+        return [Problem(str(image_path), f"unreadable image: {err}")]
+    try:
+        values = read_mask_values(mask_path)
+    except Exception as err:
+        return [Problem(str(mask_path), f"unreadable mask: {err}")]
+    name = str(mask_path)
+    if values.shape != grey.shape:
+        return [
+            Problem(
+                name,
+                f"size mismatch: mask is {values.shape[1]}x{values.shape[0]}, image is {grey.shape[1]}x{grey.shape[0]}",
+            )
+        ]
+    problems = []
+    mask = binarize(values, threshold)
+    frac = float(mask.mean())
+    if not mask.any():
+        problems.append(Problem(name, "empty mask (no pixel above the threshold)", "warning"))
+    elif frac > full_fraction:
+        problems.append(Problem(name, f"near-full mask ({frac:.1%} of the pixels)", "warning"))
+    if values.dtype == np.uint8 and int(values.max()) > 1:
+        mid = float(((values > 16) & (values < 240)).mean())
+        if mid > grey_fraction:
+            problems.append(Problem(name, f"not binary: {mid:.1%} of the pixels are mid-grey", "warning"))
+    if mask.any() and frac <= full_fraction:
+        labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+        areas = np.bincount(labels.ravel())[1:]
+        tiny = int((areas < min_area).sum())
+        if tiny:
+            problems.append(Problem(name, f"{tiny} tiny object(s) under {min_area} px (of {n})", "warning"))
+        for side, area, shape in border_wedges(mask, grey):
+            problems.append(
+                Problem(
+                    name,
+                    f"border {shape} on the {side} side ({area:.1%} of the image) over a flat image area",
+                    "warning",
+                )
+            )
+    return problems
+
+
+def _pairs(images_dir: Path, masks_dir: Path) -> Iterator[tuple[Path, Path] | Problem]:
+    pairs, problems = match_pairs(images_dir, masks_dir)
+    yield from problems
+    for p in pairs:
+        yield (p.image, p.mask)
+
+
+def lint_folder(
+    images_dir: str | os.PathLike[str],
+    masks_dir: str | os.PathLike[str],
+    *,
+    progress: bool = True,
+    **checks: Any,
+) -> LintReport:
+    """Lints every pair of two folders (matched by stem). ``checks``: options of `lint_pair`."""
+    from tqdm import tqdm
+
+    report = LintReport()
+    items: Sequence[tuple[Path, Path] | Problem] = list(_pairs(Path(images_dir), Path(masks_dir)))
+    for item in tqdm(items, desc="lint", unit="pair", disable=not progress):
+        if isinstance(item, Problem):
+            report.problems.append(item)
+            continue
+        report.pairs += 1
+        report.problems += lint_pair(*item, **checks)
+    return report

@@ -1,0 +1,409 @@
+"""Dataset tools end to end: convert (folders, COCO), lint, audit, show, eval, export, with planted faults."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from paligemma_segcodec import decode_tokens, load_codec
+from paligemma_segcodec.cli import main
+from paligemma_segcodec.datasets import convert_folder, extract_objects, lint_folder, mask_to_polygons, segments_to_coco
+from paligemma_segcodec.datasets.lint import border_wedges
+
+DATA = Path(__file__).parent / "data"
+CKPT = DATA / "golden" / "checkpoint.npz"
+WATER = DATA / "water"
+
+
+@pytest.fixture
+def faulty(tmp_path: Path) -> Path:
+    """The water sample with one planted fault of each kind."""
+    root = tmp_path / "water"
+    shutil.copytree(WATER, root)
+    img, msk = root / "images", root / "masks"
+    stems = sorted(p.stem for p in img.iterdir())
+    # corrupt (truncated) mask
+    data = (msk / f"{stems[0]}.jpg").read_bytes()
+    (msk / f"{stems[0]}.jpg").write_bytes(data[: len(data) // 3])
+    # missing mask
+    (msk / f"{stems[1]}.jpg").unlink()
+    # size mismatch
+    with Image.open(msk / f"{stems[2]}.jpg") as m:
+        m.resize((m.width + 7, m.height)).save(msk / f"{stems[2]}.jpg")
+    # all-white and all-black masks
+    for stem, value in ((stems[3], 255), (stems[4], 0)):
+        with Image.open(img / f"{stem}.jpg") as im:
+            Image.new("L", im.size, value).save(msk / f"{stem}.jpg")
+    # a mask without image, and a colour (non-grey) mask
+    Image.new("L", (10, 10), 255).save(msk / "orphan.png")
+    with Image.open(img / f"{stems[5]}.jpg") as im:
+        im.convert("RGB").save(msk / f"{stems[5]}.png")  # the photo itself as "mask"
+    (msk / f"{stems[5]}.jpg").unlink()
+    return root
+
+
+def _lines(path: Path) -> list[dict[str, str]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_convert_cli_exact_form_and_strict_parse(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    args = ["convert", "--images", str(WATER / "images"), "--masks", str(WATER / "masks"), "--label", "water"]
+    result = CliRunner().invoke(main, [*args, "--output", str(out), "--checkpoint", str(CKPT), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    lines = _lines(out)
+    assert len(lines) == 10 and [set(r) for r in lines] == [{"image", "prefix", "suffix"}] * 10
+    codec = load_codec(CKPT)
+    for r in lines:
+        assert r["prefix"] == "segment water"
+        segs = decode_tokens(r["suffix"], strict=True, codec=codec)
+        assert all(s.label == "water" and s.seg is not None for s in segs)
+    assert sorted(r["image"] for r in lines) == sorted(p.name for p in (WATER / "images").iterdir())
+    # byte-identical on a re-run
+    first = out.read_bytes()
+    CliRunner().invoke(main, [*args, "--output", str(out), "--checkpoint", str(CKPT), "--no-progress"])
+    assert out.read_bytes() == first
+    assert (tmp_path / "out.errors.jsonl").read_text() == ""
+
+
+def test_convert_planted_faults(faulty: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o" / "train.jsonl"
+    report = convert_folder(
+        faulty / "images", faulty / "masks", out, label="water", codec=load_codec(CKPT), progress=False
+    )
+    errors = _lines(tmp_path / "o" / "train.errors.jsonl")
+    reasons = " | ".join(e["reason"] for e in errors)
+    stems = sorted(p.stem for p in (faulty / "images").iterdir())
+    assert "unreadable mask" in reasons  # truncated JPEG
+    assert "image without mask" in reasons
+    assert "mask without image" in reasons  # orphan.png
+    assert "size mismatch" in reasons
+    assert "colour mask" in reasons
+    assert len(errors) == 5 and not report.ok
+    by_image = {r["image"]: r for r in _lines(out)}
+    assert len(by_image) == 10 - 4  # every good pair converted, nothing else lost
+    assert by_image[f"{stems[4]}.jpg"]["suffix"] == ""  # all-black: empty suffix, kept
+    white = decode_tokens(by_image[f"{stems[3]}.jpg"]["suffix"], strict=True, codec=load_codec(CKPT))
+    assert len(white) == 1 and white[0].loc == (0, 0, 1023, 1023)  # all-white: one full-image object
+    # the CLI exits non-zero
+    result = CliRunner().invoke(
+        main,
+        [
+            "convert",
+            "--images",
+            str(faulty / "images"),
+            "--masks",
+            str(faulty / "masks"),
+            "--label",
+            "water",
+            "--output",
+            str(tmp_path / "c.jsonl"),
+            "--checkpoint",
+            str(CKPT),
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 1 and "skipped 5 item(s)" in result.output
+
+
+def test_convert_split_copy_resize(tmp_path: Path) -> None:
+    out = tmp_path / "all.jsonl"
+    common = {"label": "water", "codec": load_codec(CKPT), "progress": False}
+    report = convert_folder(WATER / "images", WATER / "masks", out, split=0.7, seed=3, image_size=224, **common)
+    assert report.splits == {"train": 7, "val": 3}
+    train, val = _lines(tmp_path / "train.jsonl"), _lines(tmp_path / "val.jsonl")
+    assert {r["image"] for r in train}.isdisjoint({r["image"] for r in val})
+    assert sorted(train + val, key=lambda r: r["image"]) == sorted(_lines(out), key=lambda r: r["image"])
+    for r in train:
+        with Image.open(tmp_path / "images" / r["image"]) as im:
+            assert im.size == (224, 224)
+    # tokens do not depend on the copies
+    again = tmp_path / "b" / "all.jsonl"
+    convert_folder(WATER / "images", WATER / "masks", again, split=0.7, seed=3, images="copy", **common)
+    assert again.read_bytes() == out.read_bytes()
+    assert (tmp_path / "b" / "images" / train[0]["image"]).read_bytes() == (
+        WATER / "images" / train[0]["image"]
+    ).read_bytes()
+
+
+def test_semantic_classes_and_instances() -> None:
+    values = np.zeros((40, 60), np.uint8)
+    values[2:10, 2:10] = 1
+    values[20:30, 30:50] = 1
+    values[12:18, 40:58] = 2
+    values[35:38, 0:2] = 255  # void, ignored
+    objs, dropped = extract_objects(values, classes={1: "water", 2: "road"})
+    assert [o.label for o in objs] == ["water", "water", "road"] and dropped == 0
+    assert objs[0].box == (2 / 40, 2 / 60, 10 / 40, 10 / 60) and objs[0].area == 64
+    whole, _ = extract_objects(values, classes={1: "water", 2: "road"}, instances="whole")
+    assert [o.label for o in whole] == ["water", "road"]
+    _, dropped = extract_objects(values, classes={1: "water"}, min_area=70)
+    assert dropped == 1
+    with pytest.raises(ValueError, match="exactly one"):
+        extract_objects(values)
+
+
+def _coco_fixture(tmp_path: Path) -> tuple[Path, Path]:
+    images = tmp_path / "imgs"
+    images.mkdir()
+    Image.new("RGB", (80, 60), (20, 90, 160)).save(images / "a.png")
+    Image.new("RGB", (50, 40), (200, 90, 60)).save(images / "b.png")
+    rle_mask = np.zeros((40, 50), np.uint8)
+    rle_mask[5:20, 10:30] = 1
+    rle = mask_utils.encode(np.asfortranarray(rle_mask))
+    rle["counts"] = rle["counts"].decode()
+    crowd = mask_utils.frPyObjects([[50, 40, 70, 40, 70, 55, 50, 55]], 60, 80)[0]
+    crowd["counts"] = crowd["counts"].decode()
+    coco = {
+        "images": [
+            {"id": 1, "file_name": "a.png", "width": 80, "height": 60},
+            {"id": 2, "file_name": "b.png", "width": 50, "height": 40},
+            {"id": 3, "file_name": "missing.png", "width": 10, "height": 10},
+        ],
+        "categories": [{"id": 1, "name": "lake"}, {"id": 2, "name": "boat"}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "iscrowd": 0,
+                "segmentation": [[10, 10, 40, 10, 40, 30, 10, 30]],
+                "area": 600,
+                "bbox": [10, 10, 30, 20],
+            },
+            {
+                "id": 2,
+                "image_id": 1,
+                "category_id": 2,
+                "iscrowd": 1,
+                "segmentation": crowd,
+                "area": 300,
+                "bbox": [50, 40, 20, 15],
+            },
+            {
+                "id": 3,
+                "image_id": 2,
+                "category_id": 2,
+                "iscrowd": 0,
+                "segmentation": rle,
+                "area": 300,
+                "bbox": [10, 5, 20, 15],
+            },
+        ],
+    }
+    path = tmp_path / "coco.json"
+    path.write_text(json.dumps(coco))
+    return path, images
+
+
+def test_convert_coco_polygons_rle_crowd(tmp_path: Path) -> None:
+    ann, images = _coco_fixture(tmp_path)
+    out = tmp_path / "coco.jsonl"
+    result = CliRunner().invoke(
+        main,
+        [
+            "convert",
+            "--coco",
+            str(ann),
+            "--images",
+            str(images),
+            "--output",
+            str(out),
+            "--checkpoint",
+            str(CKPT),
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 1  # missing.png is an error
+    lines = {r["image"]: r for r in _lines(out)}
+    assert set(lines) == {"a.png", "b.png"}
+    codec = load_codec(CKPT)
+    a = decode_tokens(lines["a.png"]["suffix"], strict=True, codec=codec)
+    assert [s.label for s in a] == ["lake"] and lines["a.png"]["prefix"] == "segment lake"  # crowd skipped
+    # int(k / 1023 * side) truncates: within one pixel of the annotation (10, 10, 40, 30)
+    assert np.abs(np.subtract(a[0].xyxy(80, 60), (10, 10, 40, 30))).max() <= 1
+    b = decode_tokens(lines["b.png"]["suffix"], strict=True, codec=codec)
+    assert [s.label for s in b] == ["boat"]
+    assert np.abs(np.subtract(b[0].xyxy(50, 40), (10, 5, 30, 20))).max() <= 1
+    errors = _lines(tmp_path / "coco.errors.jsonl")
+    assert any("crowd" in e["reason"] and e["severity"] == "warning" for e in errors)
+    assert any("missing.png" in e["file"] and e["severity"] == "error" for e in errors)
+    # --crowd include keeps the crowd region as an object
+    CliRunner().invoke(
+        main,
+        [
+            "convert",
+            "--coco",
+            str(ann),
+            "--images",
+            str(images),
+            "--output",
+            str(out),
+            "--checkpoint",
+            str(CKPT),
+            "--crowd",
+            "include",
+            "--no-progress",
+        ],
+    )
+    assert decode_tokens({r["image"]: r for r in _lines(out)}["a.png"]["suffix"], codec=codec)[1].label == "boat"
+
+
+def test_lint_finds_planted_faults(faulty: Path, tmp_path: Path) -> None:
+    report = lint_folder(faulty / "images", faulty / "masks", progress=False)
+    text = " | ".join(p.reason for p in report.problems)
+    for finding in (
+        "unreadable mask",
+        "image without mask",
+        "mask without image",
+        "size mismatch",
+        "colour mask",
+        "empty mask",
+        "near-full mask",
+    ):
+        assert finding in text, finding
+    json_out = tmp_path / "lint.json"
+    result = CliRunner().invoke(main, ["lint", str(faulty), "--json", str(json_out), "--no-progress"])
+    assert result.exit_code == 1 and "near-full" in result.output
+    assert json.loads(json_out.read_text())["errors"] == len(report.errors) == 5
+    clean = CliRunner().invoke(main, ["lint", str(WATER), "--no-progress", "--fail-on", "error"])
+    assert clean.exit_code == 0, clean.output
+
+
+def test_border_wedge_detector() -> None:
+    h, w = 200, 300
+    yy, xx = np.mgrid[:h, :w]
+    wedge = yy < (xx * 0.1 + 3)  # a sloped strip along the top: rotated-photo padding
+    lake = (yy - 120) ** 2 + (xx - 150) ** 2 < 40**2
+    flat = np.full((h, w), 255.0)
+    found = border_wedges(wedge | lake, flat)
+    assert [(s, shape) for s, _, shape in found] == [("top", "wedge")]
+    assert border_wedges(lake, flat) == []  # a lake away from the border
+    textured = np.random.default_rng(0).random((h, w)) * 255
+    assert border_wedges(wedge | lake, textured) == []  # real content under it: not padding
+
+
+def test_audit_writes_reports(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        [
+            "audit",
+            "--images",
+            str(WATER / "images"),
+            "--masks",
+            str(WATER / "masks"),
+            "--out",
+            str(tmp_path),
+            "--label",
+            "water",
+            "--checkpoint",
+            str(CKPT),
+            "--worst",
+            "4",
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["water"]["count"] >= 10 and 0 <= summary["water"]["mean"] <= 1
+    rows = (tmp_path / "audit.csv").read_text().splitlines()
+    assert rows[0].startswith("image,object,label") and len(rows) == summary["all"]["count"] + 1
+    hist = np.asarray(Image.open(tmp_path / "histogram.png").convert("RGB"))
+    assert hist.shape == (360, 640, 3) and np.any(np.all(hist == (0, 110, 200), axis=-1))  # bars drawn
+    sheet = Image.open(tmp_path / "worst.png")
+    assert sheet.size == (480, 4 * 176)
+
+
+def test_show_eval_export_round_trip(tmp_path: Path) -> None:
+    out = tmp_path / "gt.jsonl"
+    codec = load_codec(CKPT)
+    convert_folder(WATER / "images", WATER / "masks", out, label="water", codec=codec, progress=False)
+    preds = tmp_path / "preds.jsonl"
+    lines = _lines(out)
+    lines[0]["suffix"] = "<loc0001><loc0002> broken"
+    preds.write_text("".join(json.dumps({"image": r["image"], "prediction": r["suffix"]}) + "\n" for r in lines))
+    # show
+    result = CliRunner().invoke(
+        main,
+        [
+            "show",
+            "--predictions",
+            str(preds),
+            "--images",
+            str(WATER / "images"),
+            "--out",
+            str(tmp_path / "show"),
+            "--checkpoint",
+            str(CKPT),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    name = lines[1]["image"]
+    shown = np.asarray(Image.open(tmp_path / "show" / (Path(name).stem + ".png")).convert("RGB")).astype(int)
+    original = np.asarray(Image.open(WATER / "images" / name).convert("RGB")).astype(int)
+    assert shown.shape == original.shape and np.mean(np.any(shown != original, axis=-1)) > 0.01
+    # eval: the broken line is invalid
+    csv_out = tmp_path / "scores.csv"
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "--predictions",
+            str(preds),
+            "--masks",
+            str(WATER / "masks"),
+            "--csv",
+            str(csv_out),
+            "--checkpoint",
+            str(CKPT),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert metrics["images"] == 10 and metrics["invalid"] == 1 and 0 <= metrics["miou"] <= 1
+    assert len(csv_out.read_text().splitlines()) == 11
+    # export to COCO and load back with pycocotools
+    coco_out = tmp_path / "pred_coco.json"
+    result = CliRunner().invoke(
+        main,
+        [
+            "export",
+            "--predictions",
+            str(preds),
+            "--images",
+            str(WATER / "images"),
+            "--out",
+            str(coco_out),
+            "--checkpoint",
+            str(CKPT),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    coco = COCO(str(coco_out))
+    segs = decode_tokens(lines[1]["suffix"], height=original.shape[0], width=original.shape[1], codec=codec)
+    img_id = next(i["id"] for i in coco.dataset["images"] if i["file_name"] == name)
+    anns = coco.loadAnns(coco.getAnnIds(imgIds=[img_id]))
+    assert len(anns) == len(segs)
+    for ann, s in zip(anns, segs, strict=True):
+        np.testing.assert_array_equal(coco.annToMask(ann).astype(bool), s.mask)
+
+
+def test_polygons_rasterize_back(tmp_path: Path) -> None:
+    m = np.zeros((30, 40), bool)
+    m[3:12, 4:20] = True
+    m[12:25, 10:14] = True  # an L shape
+    m[20:28, 30:38] = True  # a second component
+    polys = mask_to_polygons(m)
+    assert len(polys) == 2
+    back = mask_utils.decode(mask_utils.frPyObjects(polys, 30, 40)).any(-1)
+    np.testing.assert_array_equal(back, m)
+    coco = segments_to_coco([{"file_name": "x.png", "width": 40, "height": 30}], [[]])
+    assert coco["annotations"] == [] and coco["images"][0]["id"] == 1
