@@ -1,6 +1,6 @@
 """Regenerates docs/cli.md from the live ``segcodec --help`` texts (tests/test_docs.py checks it is current).
 
-    python docs/gen_cli.py
+python docs/gen_cli.py
 """
 
 from __future__ import annotations

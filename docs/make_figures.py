@@ -50,8 +50,14 @@ def main() -> None:
     panels = [
         _panel(with_box, "1. mask's tight box"),
         _panel(Image.fromarray(mask.astype(np.uint8) * 255), "2. mask (H x W)"),
-        _panel(Image.fromarray((m64 * 255).round().astype(np.uint8)).resize((256, 256), Image.Resampling.NEAREST), "3. crop -> 64x64 (antialiased)"),
-        _panel(Image.fromarray(((seg.mask64 > 0) * 255).astype(np.uint8)).resize((256, 256), Image.Resampling.NEAREST), "4. 16 tokens -> decoded 64x64"),
+        _panel(
+            Image.fromarray((m64 * 255).round().astype(np.uint8)).resize((256, 256), Image.Resampling.NEAREST),
+            "3. crop -> 64x64 (antialiased)",
+        ),
+        _panel(
+            Image.fromarray(((seg.mask64 > 0) * 255).astype(np.uint8)).resize((256, 256), Image.Resampling.NEAREST),
+            "4. 16 tokens -> decoded 64x64",
+        ),
         _panel(Image.fromarray(overlay.round().astype(np.uint8)), "5. pasted back (> 0)"),
     ]
     sheet = Image.new("RGB", (256 * len(panels), 276), "white")

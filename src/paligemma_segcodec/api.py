@@ -16,7 +16,7 @@ import numpy.typing as npt
 from paligemma_segcodec.boxes import Box, Convention, box_to_loc, crop_pixels, tight_box, validate_box
 from paligemma_segcodec.codec import MASK_SIZE, Codec, load_codec
 from paligemma_segcodec.errors import SkippedObjectWarning
-from paligemma_segcodec.resize import resize
+from paligemma_segcodec.resize import resize, resize_binary
 from paligemma_segcodec.segment import Segment, paste_mask
 from paligemma_segcodec.tokens import format_object, parse_objects
 
@@ -37,8 +37,8 @@ def default_codec() -> Codec:
     return load_codec()
 
 
-def _as_float_mask(mask: npt.ArrayLike, where: str) -> npt.NDArray[np.float32]:
-    """Validates a mask and returns it as float32 ``(H, W)`` in [0, 1]."""
+def _as_mask(mask: npt.ArrayLike, where: str) -> npt.NDArray[np.bool_] | npt.NDArray[np.float32]:
+    """Validates a mask: bool ``(H, W)`` for binary input (bool, integer 0/1 or 0/255), else float32 in [0, 1]."""
     if isinstance(mask, (str, bytes)):
         raise TypeError(f"{where} must be an array, got {type(mask).__name__}")
     arr = np.asarray(mask)
@@ -49,23 +49,26 @@ def _as_float_mask(mask: npt.ArrayLike, where: str) -> npt.NDArray[np.float32]:
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{where} has no pixels (shape {arr.shape})")
     if arr.dtype == np.bool_:
-        return arr.astype(np.float32)
+        return arr
     if np.issubdtype(arr.dtype, np.integer):
         hi, lo = int(arr.max()), int(arr.min())
         if lo >= 0 and hi <= 1:
-            return arr.astype(np.float32)
-        if lo >= 0 and hi == 255 and bool(np.all((arr == 0) | (arr == 255))):
-            return np.asarray(arr == 255, dtype=np.float32)
+            return arr != 0
+        if lo >= 0 and hi == 255:
+            binary = arr == 255
+            if np.count_nonzero(binary) == np.count_nonzero(arr):
+                return binary
         raise ValueError(
             f"{where} is an integer mask with values other than 0/1 or 0/255 (range {lo}..{hi}): "
             "threshold it first, e.g. mask > 127"
         )
     if np.issubdtype(arr.dtype, np.floating):
         out: npt.NDArray[np.float32] = arr.astype(np.float32, copy=False)
-        if not np.all(np.isfinite(out)):
+        lo_f, hi_f = float(out.min()), float(out.max())
+        if not (np.isfinite(lo_f) and np.isfinite(hi_f)):
             raise ValueError(f"{where} contains NaN or inf")
-        if out.min() < 0 or out.max() > 1:
-            raise ValueError(f"{where} is a float mask with values outside [0, 1] (range {out.min()}..{out.max()})")
+        if lo_f < 0 or hi_f > 1:
+            raise ValueError(f"{where} is a float mask with values outside [0, 1] (range {lo_f}..{hi_f})")
         return out
     raise TypeError(f"{where} must be bool, integer or float, got dtype {arr.dtype}")
 
@@ -95,7 +98,7 @@ def prepare_mask(mask: npt.ArrayLike, box: Sequence[float] | None = None, *, whe
         area, or a box whose crop rounds to zero pixels.
       TypeError: a non-numeric mask.
     """
-    m = _as_float_mask(mask, where)
+    m = _as_mask(mask, where)
     h, w = m.shape
     if box is None and not m.any():
         raise ValueError(f"{where} is empty (no non-zero pixel): it has no tight box; pass box= explicitly")
@@ -113,9 +116,14 @@ def prepare_crop(crop: npt.ArrayLike, box: Sequence[float]) -> PreparedMask:
     """`PreparedMask` from a crop that was already cut out (``crop == mask[crop_pixels(box, H, W)]``).
 
     For callers that hold only the pixels inside the box, e.g. one connected component's bounding
-    slice with its tight box. ``crop`` is float/bool ``(h, w)`` in [0, 1] (not re-validated).
+    slice with its tight box. ``crop`` is bool, or float in [0, 1] ``(h, w)`` (not re-validated).
+    Bool crops take the bit-packed fast path (`resize_binary`), others the separable float resize.
     """
-    mask64 = resize(np.asarray(crop, dtype=np.float32), MASK_SIZE, MASK_SIZE)
+    arr = np.asarray(crop)
+    if arr.dtype == np.bool_:
+        mask64 = resize_binary(arr, MASK_SIZE, MASK_SIZE)
+    else:
+        mask64 = resize(arr.astype(np.float32, copy=False), MASK_SIZE, MASK_SIZE)
     return PreparedMask(loc=box_to_loc(box), mask64=mask64)
 
 

@@ -165,6 +165,42 @@ def record_convention(name: str) -> Any:
     return "colab" if name == "colab" else "big_vision"
 
 
+@main.command()
+@click.option(
+    "--masks",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Your masks (default: synthetic).",
+)
+@click.option("--limit", default=200, show_default=True, help="Masks used for the end-to-end encode benchmark.")
+@click.option("--batch", default=256, show_default=True, help="Batch of the encode_indices/decode_indices benchmark.")
+@click.option("--seconds", default=3.0, show_default=True, help="Rough time per measurement.")
+@click.option(
+    "--stream", default=0, show_default=True, help="Also stream this many masks from disk through convert (RSS)."
+)
+@click.option(
+    "--only", default="codec,encode_masks,decode_tokens,recompiles", show_default=True, help="Comma-separated subset."
+)
+@checkpoint_option
+def bench(
+    masks: Path | None, limit: int, batch: int, seconds: float, stream: int, only: str, checkpoint: Path | None
+) -> None:
+    """Measure throughput; print one JSON object (rates and ratios against batch-1 baselines)."""
+    from paligemma_segcodec.bench import run
+
+    with user_errors():
+        result = run(
+            checkpoint=checkpoint,
+            masks_dir=masks,
+            limit=limit,
+            batch=batch,
+            seconds=seconds,
+            stream=stream,
+            only=[s.strip() for s in only.split(",") if s.strip()],
+        )
+    click.echo(json.dumps(result, indent=2))
+
+
 # The dataset commands (convert, lint, audit, show, eval, export) register themselves on `main`.
 from paligemma_segcodec.datasets import cli as _datasets_cli  # noqa: E402, F401
 

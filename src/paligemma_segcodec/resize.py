@@ -73,3 +73,102 @@ def resize(image: npt.ArrayLike, height: int, width: int) -> npt.NDArray[np.floa
     if h * width <= w * height:
         return np.asarray(wy @ (img32 @ wx.T), dtype=np.float32)
     return np.asarray((wy @ img32) @ wx.T, dtype=np.float32)
+
+
+# --- Fast path for binary masks -------------------------------------------------------------------
+#
+# Along one axis, output j of the triangle-kernel resize is sum_x w_j(x) m(x) over its span, where
+# w_j(x) = (1 - |x + 0.5 - s_j| / k) / total_j is linear in x on each side of the sample point s_j.
+# So output j needs only the prefix sums S0(X) = sum_{x<X} m(x) and S1(X) = sum_{x<X} x m(x) at
+# three cut points per output (span start, first x right of s_j, span end). For a binary mask both
+# sums are integers: computed on 8-pixel bytes (np.packbits) with per-byte lookup tables, they cost
+# a fraction of a pass over the mask, and are exact. The second axis then runs the same way on the
+# small (rows x 64) float intermediate with float64 prefix sums.
+
+_POP = np.array([bin(b).count("1") for b in range(256)], dtype=np.int64)
+# bit t (MSB first, as np.packbits) of byte b sits at pixel 8k + t: position sum within the byte
+_POS = np.array([sum(t for t in range(8) if b >> (7 - t) & 1) for b in range(256)], dtype=np.int64)
+_HEAD = np.array([[(b >> (8 - r)) << (8 - r) if r else 0 for r in range(8)] for b in range(256)], dtype=np.int64)
+
+
+@lru_cache(maxsize=4096)
+def _linear_plan(in_size: int, out_size: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Cut points ``(out, 3)`` (span start, split, span end) and coefficients ``(out, 4)`` such that
+    ``out_j = a_l * S0[l:m] + b_l * S1[l:m] + a_r * S0[m:e] + b_r * S1[m:e]`` (float64)."""
+    f32 = np.float32
+    scale = f32(out_size) / f32(in_size)
+    inv_scale = f32(1.0) / scale
+    k = float(max(inv_scale, f32(1.0)))
+    sample = ((np.arange(out_size, dtype=f32) + f32(0.5)) * inv_scale).astype(np.float64)
+    w = _resize_weights_cached(in_size, out_size)
+    cuts = np.zeros((out_size, 3), np.int64)
+    coef = np.zeros((out_size, 4), np.float64)
+    for j in range(out_size):
+        nz = np.flatnonzero(w[j])
+        start, stop = (int(nz[0]), int(nz[-1]) + 1) if nz.size else (0, 0)
+        x = np.arange(start, stop, dtype=np.float64)
+        total = float(np.sum(np.maximum(0.0, 1.0 - np.abs(x + 0.5 - sample[j]) / k)))
+        total = total if total > 0 else 1.0
+        split = int(np.clip(np.ceil(sample[j] - 0.5), start, stop))
+        # left of s_j: (1 - (s - x - 0.5)/k) = (1 - (s - 0.5)/k) + x/k ; right: (1 + (s + 0.5)/k) - x/k
+        s = sample[j]
+        cuts[j] = (start, split, stop)
+        coef[j] = ((1 - (s - 0.5) / k) / total, 1 / k / total, (1 + (s - 0.5) / k) / total, -1 / k / total)
+    return cuts, coef
+
+
+def _apply_plan(
+    s0: npt.NDArray[np.float64], s1: npt.NDArray[np.float64], cuts: npt.NDArray[np.int64], coef: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Combines prefix sums (``(..., n + 1)``, last axis) at the cut points → ``(..., out)``."""
+    a, m, e = cuts[:, 0], cuts[:, 1], cuts[:, 2]
+    left0, left1 = s0[..., m] - s0[..., a], s1[..., m] - s1[..., a]
+    right0, right1 = s0[..., e] - s0[..., m], s1[..., e] - s1[..., m]
+    return coef[:, 0] * left0 + coef[:, 1] * left1 + coef[:, 2] * right0 + coef[:, 3] * right1
+
+
+def _binary_prefix_sums(
+    mask: npt.NDArray[np.bool_], cuts: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.float64], ...]:
+    """S0, S1 of each row of a bool ``(h, w)`` array, at every cut point: ``(h, n_cuts)`` each."""
+    packed = np.packbits(mask, axis=1)  # (h, ceil(w / 8)), MSB first
+    h = packed.shape[0]
+    pop = _POP[packed]
+    pos = _POS[packed] + 8 * np.arange(packed.shape[1], dtype=np.int64) * pop
+    c0 = np.zeros((h, packed.shape[1] + 1), np.int64)
+    c1 = np.zeros_like(c0)
+    np.cumsum(pop, axis=1, out=c0[:, 1:])
+    np.cumsum(pos, axis=1, out=c1[:, 1:])
+    points = np.unique(cuts)
+    byte, rem = points // 8, points % 8
+    s0 = c0[:, byte].astype(np.float64)
+    s1 = c1[:, byte].astype(np.float64)
+    partial = rem > 0
+    if partial.any():
+        head = _HEAD[packed[:, byte[partial]], rem[partial]]  # the first `rem` bits of the cut byte
+        s0[:, partial] += _POP[head]
+        s1[:, partial] += _POS[head] + 8 * byte[partial] * _POP[head]
+    index = np.searchsorted(points, cuts)
+    return s0, s1, index
+
+
+def resize_binary(mask: npt.ArrayLike, height: int, width: int) -> npt.NDArray[np.float32]:
+    """`resize` for a bool mask, in a fraction of a pass over its pixels (same result to ~1e-6).
+
+    Columns are reduced first from bit-packed prefix sums (exact integers), then rows from float64
+    prefix sums of the ``(H, width)`` intermediate.
+    """
+    m = np.asarray(mask, dtype=bool)
+    if m.ndim != 2 or m.size == 0:
+        raise ValueError(f"mask must be a non-empty 2-D array, got shape {m.shape}")
+    h, w = m.shape
+    cuts_x, coef_x = _linear_plan(w, width)
+    s0, s1, index = _binary_prefix_sums(m, cuts_x)
+    rows = _apply_plan(s0, s1, index, coef_x)  # (h, width) float64
+    cuts_y, coef_y = _linear_plan(h, height)
+    t0 = np.zeros((h + 1, width), np.float64)
+    t1 = np.zeros_like(t0)
+    np.cumsum(rows, axis=0, out=t0[1:])
+    np.cumsum(rows * np.arange(h, dtype=np.float64)[:, None], axis=0, out=t1[1:])
+    out = _apply_plan(t0.T, t1.T, cuts_y, coef_y)  # (width, height)
+    return np.ascontiguousarray(out.T, dtype=np.float32)
