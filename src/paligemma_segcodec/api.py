@@ -53,9 +53,9 @@ def _as_mask(mask: npt.ArrayLike, where: str) -> npt.NDArray[np.bool_] | npt.NDA
     if np.issubdtype(arr.dtype, np.integer):
         hi, lo = int(arr.max()), int(arr.min())
         if lo >= 0 and hi <= 1:
-            return arr != 0
+            return np.asarray(arr != 0)
         if lo >= 0 and hi == 255:
-            binary = arr == 255
+            binary: npt.NDArray[np.bool_] = np.asarray(arr == 255)
             if np.count_nonzero(binary) == np.count_nonzero(arr):
                 return binary
         raise ValueError(

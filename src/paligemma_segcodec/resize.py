@@ -129,7 +129,7 @@ def _apply_plan(
 
 def _binary_prefix_sums(
     mask: npt.NDArray[np.bool_], cuts: npt.NDArray[np.int64]
-) -> tuple[npt.NDArray[np.float64], ...]:
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
     """S0, S1 of each row of a bool ``(h, w)`` array, at every cut point: ``(h, n_cuts)`` each."""
     packed = np.packbits(mask, axis=1)  # (h, ceil(w / 8)), MSB first
     h = packed.shape[0]
@@ -148,7 +148,7 @@ def _binary_prefix_sums(
         head = _HEAD[packed[:, byte[partial]], rem[partial]]  # the first `rem` bits of the cut byte
         s0[:, partial] += _POP[head]
         s1[:, partial] += _POS[head] + 8 * byte[partial] * _POP[head]
-    index = np.searchsorted(points, cuts)
+    index = np.searchsorted(points, cuts).astype(np.int64)
     return s0, s1, index
 
 
