@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from paligemma_segcodec.cli import main
 
-COMMANDS = ["encode", "decode", "convert", "lint", "audit", "show", "eval", "export"]
+COMMANDS = ["encode", "decode", "convert", "lint", "audit", "show", "eval", "export", "bench"]
 
 
 def render() -> str:

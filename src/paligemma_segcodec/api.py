@@ -178,11 +178,23 @@ def encode_masks(
         raise ValueError(f"got {n} masks but {len(boxes)} boxes")
     if labels is not None and len(labels) != n:
         raise ValueError(f"got {n} masks but {len(labels)} labels")
-    prepared = [
-        prepare_mask(m, None if boxes is None else boxes[i], where=f"mask {i}" if n > 1 else "mask")
-        for i, m in enumerate(masks)
+    # Host work (crop + resize) of chunk k+1 overlaps the device's encoding of chunk k.
+    chunk = codec.max_batch if codec is not None else 256
+    locs: list[tuple[int, int, int, int]] = []
+    waits = []
+    for start in range(0, n, chunk):
+        prepared = [
+            prepare_mask(masks[i], None if boxes is None else boxes[i], where=f"mask {i}" if n > 1 else "mask")
+            for i in range(start, min(n, start + chunk))
+        ]
+        codec = codec or default_codec()
+        waits.append(codec.encode_indices_async(np.stack([p.mask64 for p in prepared])))
+        locs += [p.loc for p in prepared]
+    indices = [row for wait in waits for row in wait()]
+    return [
+        format_object(loc, [int(v) for v in seg], None if labels is None else labels[i])
+        for i, (loc, seg) in enumerate(zip(locs, indices, strict=True))
     ]
-    return encode_prepared(prepared, labels, codec=codec)
 
 
 def encode_prepared(

@@ -103,9 +103,15 @@ class Codec:
     def _run(
         self, fn: Callable[[Params, jax.Array], jax.Array], x: np.ndarray, out_shape: tuple[int, ...], dtype: type
     ) -> np.ndarray:
+        return self._dispatch(fn, x, out_shape, dtype)()
+
+    def _dispatch(
+        self, fn: Callable[[Params, jax.Array], jax.Array], x: np.ndarray, out_shape: tuple[int, ...], dtype: type
+    ) -> Callable[[], np.ndarray]:
+        """Starts the device work (JAX dispatches asynchronously) and returns a function that waits for it."""
         n = x.shape[0]
         if n == 0:
-            return np.zeros((0, *out_shape), dtype)
+            return lambda: np.zeros((0, *out_shape), dtype)
         pending = []
         for start in range(0, n, self.max_batch):
             chunk = x[start : start + self.max_batch]
@@ -114,8 +120,9 @@ class Codec:
             if chunk.shape[0] < size:
                 pad = np.zeros((size - chunk.shape[0], *chunk.shape[1:]), chunk.dtype)
                 chunk = np.concatenate([chunk, pad])
-            pending.append((fn(self._params, jnp.asarray(chunk)), count))
-        return np.concatenate([np.asarray(out)[:k] for out, k in pending]).astype(dtype, copy=False)
+            with self._lock:
+                pending.append((fn(self._params, jnp.asarray(chunk)), count))
+        return lambda: np.concatenate([np.asarray(out)[:k] for out, k in pending]).astype(dtype, copy=False)
 
     def encode_indices(self, masks64: npt.ArrayLike, *, jit: bool = True) -> npt.NDArray[np.int32]:
         """64×64 masks → codebook indices.
@@ -132,6 +139,10 @@ class Codec:
           ValueError: wrong shape, NaN/inf, or values outside [0, 1].
           TypeError: not a real-valued array.
         """
+        return self.encode_indices_async(masks64, jit=jit)()
+
+    def encode_indices_async(self, masks64: npt.ArrayLike, *, jit: bool = True) -> Callable[[], npt.NDArray[np.int32]]:
+        """Like `encode_indices`, but returns at once: call the result to wait for the indices."""
         x = np.asarray(masks64)
         if x.dtype == np.bool_:
             x = x.astype(np.float32)
@@ -148,8 +159,7 @@ class Codec:
         if x.size and (x.min() < -_RANGE_SLACK or x.max() > 1 + _RANGE_SLACK):
             raise ValueError(f"masks64 values must be in [0, 1], got range [{x.min()}, {x.max()}]")
         fn = self._encode_jit if jit else self._encode_eager
-        with self._lock:
-            return self._run(fn, x[..., None], (16,), np.int32)
+        return self._dispatch(fn, x[..., None], (16,), np.int32)
 
     def decode_indices(self, indices: npt.ArrayLike, *, jit: bool = True) -> npt.NDArray[np.float32]:
         """Codebook indices → the decoder's raw 64×64 output.
@@ -176,8 +186,7 @@ class Codec:
                 f"got {int(idx[tuple(bad)])} at {tuple(int(i) for i in bad)}"
             )
         fn = self._decode_jit if jit else self._decode_eager
-        with self._lock:
-            return self._run(fn, idx.astype(np.int32), (MASK_SIZE, MASK_SIZE), np.float32)
+        return self._run(fn, idx.astype(np.int32), (MASK_SIZE, MASK_SIZE), np.float32)
 
 
 _CACHE: dict[tuple[str, int, int, int | None], Codec] = {}
