@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import IO
 
 import numpy as np
 import numpy.typing as npt
@@ -25,7 +26,7 @@ def read_image(path: str | os.PathLike[str]) -> Image.Image:
         return rgb
 
 
-def read_mask_values(path: str | os.PathLike[str]) -> npt.NDArray[np.integer]:
+def read_mask_values(path: str | os.PathLike[str] | IO[bytes]) -> npt.NDArray[np.integer]:
     """A mask file's values as an integer ``(H, W)`` array.
 
     - ``1``, ``L``, ``LA`` (alpha ignored): grey values 0..255 (uint8);
@@ -37,7 +38,7 @@ def read_mask_values(path: str | os.PathLike[str]) -> npt.NDArray[np.integer]:
       OSError: unreadable or truncated file (Pillow's error).
       UnsupportedMaskError: a colour image or another mode that is not a mask.
     """
-    name = os.fspath(path)
+    name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "<mask bytes>"
     with Image.open(path) as im:
         im.load()
         mode = im.mode

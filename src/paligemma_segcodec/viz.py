@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -32,18 +34,25 @@ def draw_segments(
     *,
     alpha: float = 0.5,
     convention: Convention = "big_vision",
+    backend: Literal["auto", "pillow", "supervision"] = "auto",
 ) -> Image.Image:
     """Draws each segment's filled mask (when it has one), box and label over ``image``.
 
     Args:
       image: a PIL image or an ``(H, W)`` / ``(H, W, 3)`` uint8 array.
       segments: decoded with ``height``/``width`` equal to the image's (masks must match its size).
-      alpha: opacity of the mask fill.
+      alpha: opacity of the mask fill (Pillow backend).
+      backend: ``"supervision"`` uses supervision's annotators (extra ``[supervision]``),
+        ``"pillow"`` this module's drawing, ``"auto"`` supervision when it is installed.
 
     Returns:
       A new RGB image of the same size.
     """
     base = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+    if backend == "supervision" or (backend == "auto" and importlib.util.find_spec("supervision") is not None):
+        from paligemma_segcodec.sv import annotate
+
+        return annotate(base, segments, convention=convention)
     rgb = np.asarray(base.convert("RGB"), dtype=np.float32).copy()
     h, w = rgb.shape[:2]
     for i, seg in enumerate(segments):

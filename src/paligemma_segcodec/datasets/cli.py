@@ -25,12 +25,26 @@ def _threshold(fn: Any) -> Any:
 
 
 @main.command()
-@click.option("--images", type=DIR, required=True, help="Folder of images.")
+@click.option("--images", type=DIR, default=None, help="Folder of images.")
 @click.option("--masks", type=DIR, default=None, help="Folder of masks, matched to images by file stem.")
 @click.option("--coco", type=FILE, default=None, help="COCO instances JSON instead of --masks (polygons or RLE).")
+@click.option("--hf-dataset", default=None, help="A Hugging Face datasets folder or hub name with image+mask columns.")
+@click.option("--hf-split", default="train", show_default=True, help="Split of --hf-dataset.")
+@click.option("--image-column", default="image", show_default=True, help="Image column of --hf-dataset.")
+@click.option("--mask-column", default="mask", show_default=True, help="Mask column of --hf-dataset.")
 @click.option("--label", default=None, help="Label of the objects of binary masks.")
 @click.option("--classes", default=None, help="Semantic masks: value=label pairs, e.g. 1=water,2=road.")
-@click.option("--output", type=OUTFILE, required=True, help="Output JSONL (errors go to OUT.errors.jsonl).")
+@click.option(
+    "--output", type=click.Path(path_type=Path), required=True, help="Output JSONL (errors: OUT.errors.jsonl), or DIR."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "hf"]),
+    default="jsonl",
+    show_default=True,
+    help="hf: also save a datasets.Dataset (image, prefix, suffix) to --output DIR (JSONL beside it: DIR.jsonl).",
+)
 @_threshold
 @click.option(
     "--instances",
@@ -58,12 +72,17 @@ def _threshold(fn: Any) -> Any:
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @checkpoint_option
 def convert(
-    images: Path,
+    images: Path | None,
     masks: Path | None,
     coco: Path | None,
+    hf_dataset: str | None,
+    hf_split: str,
+    image_column: str,
+    mask_column: str,
     label: str | None,
     classes: str | None,
     output: Path,
+    fmt: str,
     threshold: int,
     instances: str,
     min_area: int,
@@ -84,14 +103,21 @@ def convert(
     Images without objects get an empty suffix. Bad items are listed in OUT.errors.jsonl and the
     exit code is 1 when anything was skipped.
     """
-    from paligemma_segcodec.datasets.convert import convert_coco, convert_folder
+    from paligemma_segcodec.datasets.convert import convert_coco, convert_folder, write_examples
     from paligemma_segcodec.datasets.files import parse_classes
 
-    if (masks is None) == (coco is None):
-        raise click.UsageError("give --masks DIR or --coco FILE")
+    if sum(x is not None for x in (masks, coco, hf_dataset)) != 1:
+        raise click.UsageError(
+            "give one input: --masks DIR (with --images), --coco FILE (with --images) or --hf-dataset"
+        )
+    if (masks is not None or coco is not None) and images is None:
+        raise click.UsageError("--masks and --coco need --images DIR")
     if masks is not None and (label is None) == (classes is None):
         raise click.UsageError("with --masks give --label LABEL (binary masks) or --classes 1=a,2=b (semantic masks)")
-    write = {
+    if hf_dataset is not None and label is None:
+        raise click.UsageError("with --hf-dataset give --label LABEL")
+    jsonl = output.with_name(output.name + ".jsonl") if fmt == "hf" else output
+    write: dict[str, Any] = {
         "split": split,
         "seed": seed,
         "train_list": train_list,
@@ -103,14 +129,30 @@ def convert(
     }
     with user_errors():
         codec = codec_for(checkpoint)
-        if coco is not None:
-            report = convert_coco(coco, images, output, crowd=crowd, min_area=min_area, codec=codec, **write)
+        if hf_dataset is not None:
+            from paligemma_segcodec.hf import examples_from_dataset, load_hf_dataset
+
+            ds = load_hf_dataset(hf_dataset, split=hf_split)
+            items = examples_from_dataset(
+                ds,
+                image_column=image_column,
+                mask_column=mask_column,
+                label=str(label),
+                threshold=threshold,
+                instances="whole" if instances == "whole" else "components",
+                min_area=min_area,
+            )
+            names = [f"{i:06d}.png" for i in range(len(ds))]
+            report = write_examples(items, jsonl, codec=codec, total=len(ds), names=names, **write)
+        elif coco is not None:
+            assert images is not None
+            report = convert_coco(coco, images, jsonl, crowd=crowd, min_area=min_area, codec=codec, **write)
         else:
-            assert masks is not None
+            assert masks is not None and images is not None
             report = convert_folder(
                 images,
                 masks,
-                output,
+                jsonl,
                 label=label,
                 classes=parse_classes(classes) if classes else None,
                 threshold=threshold,
@@ -119,6 +161,13 @@ def convert(
                 codec=codec,
                 **write,
             )
+        if fmt == "hf":
+            from paligemma_segcodec.hf import jsonl_to_dataset
+
+            in_memory = hf_dataset is not None or images_mode is not None or image_size is not None
+            dataset = jsonl_to_dataset(jsonl, jsonl.parent / "images" if in_memory or images is None else images)
+            dataset.save_to_disk(str(output))
+            click.echo(f"saved a datasets.Dataset of {len(dataset)} rows to {output}", err=True)
     click.echo(report.summary(), err=True)
     if any(p.severity == "error" for p in report.skipped):
         sys.exit(1)

@@ -38,7 +38,17 @@ from paligemma_segcodec.maskio import read_mask_values
 if TYPE_CHECKING:
     from paligemma_segcodec.codec import Codec
 
-__all__ = ["ConvertReport", "Example", "convert_coco", "convert_folder", "errors_path", "write_examples"]
+__all__ = [
+    "ConvertReport",
+    "Example",
+    "convert_coco",
+    "convert_folder",
+    "errors_path",
+    "example_for_pair",
+    "folder_labels",
+    "format_line",
+    "write_examples",
+]
 
 
 @dataclass(frozen=True)
@@ -46,9 +56,10 @@ class Example:
     """One image's objects, ready to encode."""
 
     image: str  # name written in the "image" field
-    image_path: Path
+    image_path: Path | None  # the source file (None for in-memory images, e.g. from a datasets.Dataset)
     labels: tuple[str, ...]  # labels named in the prefix
     objects: tuple[MaskObject, ...]
+    pil: Any = None  # an in-memory PIL image, written to OUT_DIR/images/ (when image_path is None)
 
 
 @dataclass
@@ -96,6 +107,12 @@ def _dump(record: Mapping[str, Any]) -> str:
     return json.dumps(record, ensure_ascii=False)
 
 
+def format_line(ex: Example, object_texts: Sequence[str]) -> str:
+    """The JSONL line of an example, given its objects' token strings (with labels)."""
+    record = {"image": ex.image, "prefix": "segment " + " ; ".join(ex.labels), "suffix": " ; ".join(object_texts)}
+    return _dump(record) + "\n"
+
+
 def _splits(
     names: Sequence[str], split: float | None, seed: int, train_list: Path | None, val_list: Path | None
 ) -> dict[str, str] | None:
@@ -122,19 +139,22 @@ def _splits(
     return None
 
 
-def _place_image(src: Path, dest_dir: Path, mode: str | None, size: int | None) -> None:
-    dest = dest_dir / src.name
+def _place_image(ex: Example, dest_dir: Path, mode: str | None, size: int | None) -> None:
+    dest = dest_dir / ex.image
     if dest.exists() or dest.is_symlink():
         dest.unlink()
-    if size is not None:
-        with Image.open(src) as im:
+    if ex.image_path is None:  # in-memory image: always written
+        im = ex.pil.convert("RGB")
+        (im.resize((size, size), Image.Resampling.BILINEAR) if size else im).save(dest)
+    elif size is not None:
+        with Image.open(ex.image_path) as im:
             resized = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-        params = {"quality": 95} if src.suffix.lower() in (".jpg", ".jpeg") else {}
+        params = {"quality": 95} if ex.image_path.suffix.lower() in (".jpg", ".jpeg") else {}
         resized.save(dest, **params)
     elif mode == "link":
-        dest.symlink_to(src.resolve())
+        dest.symlink_to(ex.image_path.resolve())
     else:
-        shutil.copy2(src, dest)
+        shutil.copy2(ex.image_path, dest)
 
 
 def write_examples(
@@ -168,8 +188,6 @@ def write_examples(
     t0 = time.perf_counter()
     assign = _splits(list(names or []), split, seed, train_list, val_list) if names is not None else None
     image_dir = out.parent / "images"
-    if images or image_size:
-        image_dir.mkdir(exist_ok=True)
     files = {"all": out.open("w", encoding="utf-8")}
     if assign is not None:
         for name in ("train", "val"):
@@ -183,8 +201,7 @@ def write_examples(
         prepared = [prepare_crop(o.crop, o.box) for o in objects]
         texts = iter(encode_prepared(prepared, [o.label for o in objects], codec=codec) if prepared else [])
         for ex in pending:
-            suffix = " ; ".join(next(texts) for _ in ex.objects)
-            line = _dump({"image": ex.image, "prefix": "segment " + " ; ".join(ex.labels), "suffix": suffix}) + "\n"
+            line = format_line(ex, [next(texts) for _ in ex.objects])
             files["all"].write(line)
             report.lines += 1
             report.objects += len(ex.objects)
@@ -193,8 +210,9 @@ def write_examples(
             if part:
                 files[part].write(line)
                 report.splits[part] += 1
-            if images or image_size:
-                _place_image(ex.image_path, image_dir, images, image_size)
+            if images or image_size or ex.image_path is None:
+                image_dir.mkdir(exist_ok=True)
+                _place_image(ex, image_dir, images, image_size)
         pending.clear()
 
     try:
@@ -218,6 +236,33 @@ def write_examples(
     return report
 
 
+def example_for_pair(
+    image_path: Path, mask_path: Path, *, labels: tuple[str, ...], **extract: Any
+) -> tuple[Example | Problem, int]:
+    """One image/mask pair → ``(Example or Problem, dropped components)``: the per-item rule of
+    `convert_folder` (also used by the Ray adapter, so both give the same lines)."""
+    try:
+        with Image.open(image_path) as im:
+            im.load()
+            size = im.size
+    except Exception as err:  # Pillow raises many types for broken files
+        return Problem(str(image_path), f"unreadable image: {err}"), 0
+    try:
+        values = read_mask_values(mask_path)
+    except Exception as err:
+        return Problem(str(mask_path), f"unreadable mask: {err}"), 0
+    if values.shape != (size[1], size[0]):
+        reason = f"size mismatch: mask is {values.shape[1]}x{values.shape[0]}, image is {size[0]}x{size[1]} (WxH)"
+        return Problem(str(mask_path), reason), 0
+    objects, dropped = extract_objects(values, **extract)
+    return Example(image_path.name, image_path, labels, tuple(objects)), dropped
+
+
+def folder_labels(label: str | None, classes: Mapping[int, str] | None) -> tuple[str, ...]:
+    """The labels a folder conversion names in every prefix."""
+    return tuple(classes.values()) if classes else (str(label),)
+
+
 def _folder_items(
     pairs: Sequence[Any],
     problems: Sequence[Problem],
@@ -225,29 +270,11 @@ def _folder_items(
     **extract: Any,
 ) -> Iterator[Example | Problem]:
     yield from problems
-    labels = tuple(extract["classes"].values()) if extract.get("classes") else (extract["label"],)
+    labels = folder_labels(extract.get("label"), extract.get("classes"))
     for pair in pairs:
-        try:
-            with Image.open(pair.image) as im:
-                im.load()
-                size = im.size
-        except Exception as err:  # Pillow raises many types for broken files
-            yield Problem(str(pair.image), f"unreadable image: {err}")
-            continue
-        try:
-            values = read_mask_values(pair.mask)
-        except Exception as err:
-            yield Problem(str(pair.mask), f"unreadable mask: {err}")
-            continue
-        if values.shape != (size[1], size[0]):
-            yield Problem(
-                str(pair.mask),
-                f"size mismatch: mask is {values.shape[1]}x{values.shape[0]}, image is {size[0]}x{size[1]} (WxH)",
-            )
-            continue
-        objects, dropped = extract_objects(values, **extract)
+        item, dropped = example_for_pair(pair.image, pair.mask, labels=labels, **extract)
         counter[0] += dropped
-        yield Example(pair.image.name, pair.image, labels, tuple(objects))
+        yield item
 
 
 def convert_folder(

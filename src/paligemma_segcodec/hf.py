@@ -1,0 +1,107 @@
+"""Hugging Face ``datasets`` adapters (extra ``[hf]``).
+
+- `jsonl_to_dataset`: a converted JSONL + its images folder → ``datasets.Dataset`` with columns
+  ``image`` (an ``Image`` feature), ``prefix``, ``suffix``; ``segcodec convert --format hf`` saves it
+  with ``save_to_disk`` (ready for ``push_to_hub``).
+- `examples_from_dataset`: a ``datasets.Dataset`` with image and mask columns as convert's input
+  (``segcodec convert --hf-dataset PATH_OR_NAME --mask-column mask --label water``). Rows have no file
+  names: row ``i`` is written as image ``{i:06d}.png`` (into ``OUT_DIR/images/``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from paligemma_segcodec.datasets.files import Instances, Problem, extract_objects
+
+__all__ = ["examples_from_dataset", "jsonl_to_dataset", "load_hf_dataset"]
+
+
+def _datasets() -> Any:
+    try:
+        import datasets
+    except ImportError as err:  # pragma: no cover - exercised only without the extra
+        raise ImportError("this needs Hugging Face datasets: pip install 'paligemma-segcodec[hf]'") from err
+    return datasets
+
+
+def jsonl_to_dataset(jsonl: str | os.PathLike[str], images_dir: str | os.PathLike[str]) -> Any:
+    """Converted JSONL + images folder → ``datasets.Dataset`` (``image`` as an ``Image`` feature)."""
+    datasets = _datasets()
+    rows = [json.loads(line) for line in Path(jsonl).read_text(encoding="utf-8").splitlines() if line.strip()]
+    images_dir = Path(images_dir)
+    features = datasets.Features(
+        {"image": datasets.Image(), "prefix": datasets.Value("string"), "suffix": datasets.Value("string")}
+    )
+    data = {
+        "image": [str(images_dir / r["image"]) for r in rows],
+        "prefix": [r["prefix"] for r in rows],
+        "suffix": [r["suffix"] for r in rows],
+    }
+    return datasets.Dataset.from_dict(data, features=features)
+
+
+def load_hf_dataset(path_or_name: str, *, split: str = "train") -> Any:
+    """``load_from_disk`` for a saved folder, else ``load_dataset(name, split=split)``."""
+    datasets = _datasets()
+    if Path(path_or_name).exists():
+        ds = datasets.load_from_disk(path_or_name)
+        return ds[split] if isinstance(ds, datasets.DatasetDict) else ds
+    return datasets.load_dataset(path_or_name, split=split)
+
+
+def _to_values(mask: Any) -> np.ndarray:
+    from PIL import Image
+
+    if isinstance(mask, Image.Image):
+        arr = np.asarray(mask.convert("L") if mask.mode not in ("L", "P", "1", "I", "I;16") else mask)
+    else:
+        arr = np.asarray(mask)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8)
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"mask must be a single-channel image or 2-D integer array, got {arr.dtype} {arr.shape}")
+    return arr
+
+
+def examples_from_dataset(
+    ds: Any,
+    *,
+    image_column: str = "image",
+    mask_column: str = "mask",
+    label: str,
+    threshold: int = 127,
+    instances: Instances = "components",
+    min_area: int = 16,
+) -> Iterator[Any]:
+    """Rows of a ``datasets.Dataset`` → convert's `Example` items (or `Problem` for a bad row)."""
+    from paligemma_segcodec.datasets.convert import Example
+
+    for column in (image_column, mask_column):
+        if column not in ds.column_names:
+            raise ValueError(f"dataset has no column {column!r} (columns: {ds.column_names})")
+    for i, row in enumerate(ds):
+        name = f"{i:06d}.png"
+        try:
+            image = row[image_column]
+            values = _to_values(row[mask_column])
+            size = image.size if hasattr(image, "size") and not isinstance(image, np.ndarray) else image.shape[1::-1]
+            if values.shape != (size[1], size[0]):
+                yield Problem(
+                    f"row {i}",
+                    f"size mismatch: mask is {values.shape[1]}x{values.shape[0]}, image is {size[0]}x{size[1]}",
+                )
+                continue
+        except Exception as err:
+            yield Problem(f"row {i}", f"unreadable row: {err}")
+            continue
+        objects, _ = extract_objects(values, label=label, threshold=threshold, instances=instances, min_area=min_area)
+        yield Example(name, None, (label,), tuple(objects), pil=image)

@@ -1,0 +1,170 @@
+"""Optional adapters: tf.data, Hugging Face datasets, Ray Data, supervision.
+
+Each part is skipped when its extra is not installed; .ci/run installs all of them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from paligemma_segcodec import decode_tokens, encode_mask, encode_masks, load_codec
+from paligemma_segcodec.cli import main
+from paligemma_segcodec.datasets import convert_folder
+from paligemma_segcodec.maskio import read_mask
+
+DATA = Path(__file__).parent / "data"
+CKPT = DATA / "golden" / "checkpoint.npz"
+WATER = DATA / "water"
+
+
+@pytest.fixture(scope="module")
+def water_masks() -> list[np.ndarray]:
+    return [read_mask(p) for p in sorted((WATER / "masks").iterdir())[:6]]
+
+
+def test_tf_data_map_and_batched_map(water_masks: list[np.ndarray]) -> None:
+    tf = pytest.importorskip("tensorflow")
+    from paligemma_segcodec.tf import batched_mask_to_suffix, mask_to_suffix
+
+    codec = load_codec(CKPT)
+    u8 = [m.astype(np.uint8) * 255 for m in water_masks]  # different sizes
+    boxes = [(0.1, 0.1, 0.9, 0.8), (0.0, 0.0, 1.0, 1.0), (0.2, 0.3, 0.7, 0.9)] * 2
+    one = mask_to_suffix(label="water", codec=codec)
+    batched = batched_mask_to_suffix(label="water", codec=codec)
+
+    # one example at a time, tight box (no "box" key), masks [H, W, 1]
+    no_box = tf.data.Dataset.from_generator(
+        lambda: ({"mask": m[..., None]} for m in u8),
+        output_signature={"mask": tf.TensorSpec([None, None, 1], tf.uint8)},
+    )
+    got = [ex["suffix"].numpy().decode() for ex in no_box.map(lambda ex: {"suffix": one(ex)})]
+    assert got == encode_masks(water_masks, labels=["water"] * 6, codec=codec)
+
+    # with boxes
+    with_box = tf.data.Dataset.from_generator(
+        lambda: ({"mask": m, "box": np.array(b, np.float32)} for m, b in zip(u8, boxes, strict=True)),
+        output_signature={"mask": tf.TensorSpec([None, None], tf.uint8), "box": tf.TensorSpec([4], tf.float32)},
+    )
+    got = [ex["suffix"].numpy().decode() for ex in with_box.map(lambda ex: {"suffix": one(ex)})]
+    assert got == encode_masks(water_masks, boxes, ["water"] * 6, codec=codec)
+
+    # batched: ragged masks of different sizes, one codec call per batch
+    out = [s.decode() for b in no_box.ragged_batch(4).map(batched) for s in b.numpy()]
+    assert out == encode_masks(water_masks, labels=["water"] * 6, codec=codec)
+    out = [s.decode() for b in with_box.ragged_batch(4).map(batched) for s in b.numpy()]
+    assert out == encode_masks(water_masks, boxes, ["water"] * 6, codec=codec)
+
+
+def test_hf_dataset_in_and_out(tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    from paligemma_segcodec.hf import jsonl_to_dataset
+
+    codec = load_codec(CKPT)
+    out = tmp_path / "hf"
+    result = CliRunner().invoke(
+        main,
+        [
+            "convert",
+            "--images",
+            str(WATER / "images"),
+            "--masks",
+            str(WATER / "masks"),
+            "--label",
+            "water",
+            "--output",
+            str(out),
+            "--format",
+            "hf",
+            "--checkpoint",
+            str(CKPT),
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    ds = datasets.load_from_disk(str(out))
+    assert set(ds.column_names) == {"image", "prefix", "suffix"} and len(ds) == 10
+    reference = tmp_path / "ref.jsonl"
+    convert_folder(WATER / "images", WATER / "masks", reference, label="water", codec=codec, progress=False)
+    ref = [json.loads(line) for line in reference.read_text().splitlines()]
+    assert [r["suffix"] for r in ref] == ds["suffix"]
+    assert (
+        isinstance(ds[0]["image"], Image.Image)
+        and ds[0]["image"].size == Image.open(WATER / "images" / ref[0]["image"]).size
+    )
+    assert len(jsonl_to_dataset(reference, WATER / "images")) == 10
+
+    # a datasets.Dataset with image + mask columns as convert's input
+    rows = {
+        "image": [str(p) for p in sorted((WATER / "images").iterdir())],
+        "mask": [str(p) for p in sorted((WATER / "masks").iterdir())],
+    }
+    src = datasets.Dataset.from_dict(rows).cast_column("image", datasets.Image()).cast_column("mask", datasets.Image())
+    src.save_to_disk(str(tmp_path / "src"))
+    out2 = tmp_path / "from_hf.jsonl"
+    result = CliRunner().invoke(
+        main,
+        [
+            "convert",
+            "--hf-dataset",
+            str(tmp_path / "src"),
+            "--mask-column",
+            "mask",
+            "--label",
+            "water",
+            "--output",
+            str(out2),
+            "--checkpoint",
+            str(CKPT),
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in out2.read_text().splitlines()]
+    assert [r["suffix"] for r in lines] == [r["suffix"] for r in ref]  # same masks, same tokens
+    assert (tmp_path / "images" / lines[0]["image"]).is_file()  # in-memory images are written out
+
+
+def test_ray_matches_single_process_convert(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    from paligemma_segcodec.ray import convert_with_ray
+
+    single = tmp_path / "single.jsonl"
+    convert_folder(WATER / "images", WATER / "masks", single, label="water", codec=load_codec(CKPT), progress=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    try:
+        distributed = tmp_path / "ray.jsonl"
+        n = convert_with_ray(
+            WATER / "images", WATER / "masks", distributed, label="water", checkpoint=str(CKPT), batch_size=4
+        )
+    finally:
+        ray.shutdown()
+    assert n == 10
+    assert distributed.read_bytes() == single.read_bytes()
+
+
+def test_supervision_detections_and_annotation(water_masks: list[np.ndarray]) -> None:
+    pytest.importorskip("supervision")
+    from paligemma_segcodec.sv import annotate, to_detections
+    from paligemma_segcodec.viz import draw_segments
+
+    codec = load_codec(CKPT)
+    m = water_masks[0]
+    h, w = m.shape
+    text = encode_mask(m, label="water", codec=codec) + " ; <loc0000><loc0000><loc0500><loc0500> boat"
+    segs = decode_tokens(text, height=h, width=w, codec=codec)
+    det = to_detections(segs, h, w)
+    assert len(det) == 2 and det.mask.shape == (2, h, w)
+    assert list(det.data["class_name"]) == ["water", "boat"] and list(det.class_id) == [0, 1]
+    np.testing.assert_array_equal(det.mask[0], segs[0].mask)
+    assert tuple(det.xyxy[1]) == segs[1].xyxy(w, h)
+    image = Image.fromarray(np.full((h, w, 3), 40, np.uint8))
+    drawn = np.asarray(annotate(image, segs))
+    assert drawn.shape == (h, w, 3) and np.any(drawn[segs[0].mask] != 40)
+    pillow = np.asarray(draw_segments(image, segs, backend="pillow"))
+    assert np.any(pillow[segs[0].mask] != 40)
