@@ -3,8 +3,17 @@
 Its tokens are NOT PaliGemma's: it exists so that the round-trip properties (a mask survives
 encode → decode) can be tested offline, where the real checkpoint cannot be downloaded.
 
-    python tests/data/make_fixture.py            # ~25 min on 2 CPU cores, seeded, reproducible
+    # stage 1: reconstruction (BCE + VQ losses, dead-code restarts), 3000 steps: 1,503 s
+    python tests/data/make_fixture.py
+    # stages 2 and 3: idempotence (re-encoding the decoded mask lands on the same codes): 383 s + 203 s
+    python tests/data/make_fixture.py --init tests/data/fixture-vae.npz --steps 800 --lr 1e-3 --idem 5 --data 10000
+    python tests/data/make_fixture.py --init tests/data/fixture-vae.npz --steps 400 --lr 5e-4 --idem 5 --data 10000 --seed 1
+
     python tests/data/make_fixture.py --steps 50 --out /tmp/x.npz   # smoke run
+
+Times are on the 2-core CPU machine of this project (about 35 minutes in all). Every stage is seeded.
+Final held-out numbers (synthetic masks of the training distribution): IoU mean 0.932, median
+0.951; 92.9 % of tokens unchanged when the decoded mask is re-encoded.
 
 Not imported by the package. Needs jax and optax (``pip install optax``).
 """
@@ -204,7 +213,11 @@ def nearest(z: jax.Array, e: jax.Array) -> jax.Array:
     return jnp.argmin(d, -1)
 
 
-def loss_fn(p: dict[str, jax.Array], m: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+def loss_fn(
+    p: dict[str, jax.Array], m: jax.Array, idem: float = 0.0
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array, jax.Array]]:
+    """BCE reconstruction + VQ codebook/commitment losses (+ ``idem`` * idempotence loss: re-encoding
+    the binarized reconstruction should land on the same codebook vectors)."""
     z = encode(p, m)
     e = p["_vq_vae._embedding"]
     idx = nearest(z, e)
@@ -219,7 +232,15 @@ def loss_fn(p: dict[str, jax.Array], m: jax.Array) -> tuple[jax.Array, tuple[jax
     inter = jnp.sum(pred & (target > 0), (1, 2))
     union = jnp.sum(pred | (target > 0), (1, 2))
     iou = jnp.mean(jnp.where(union > 0, inter / jnp.maximum(union, 1), 1.0))
-    return bce + codebook + 0.25 * commit, (iou, idx)
+    loss = bce + codebook + 0.25 * commit
+    same = jnp.float32(0.0)
+    if idem:
+        soft = jax.nn.sigmoid(logits)
+        binary = soft + jax.lax.stop_gradient(pred.astype(jnp.float32) - soft)  # straight-through threshold
+        z2 = encode(p, binary)
+        loss = loss + idem * jnp.mean((z2 - jax.lax.stop_gradient(q)) ** 2)
+        same = jnp.mean(nearest(z2, e) == idx)
+    return loss, (iou, idx, same)
 
 
 def main() -> None:
@@ -232,6 +253,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=HERE / "fixture-vae.npz")
     ap.add_argument("--init", type=Path, default=None, help="start from this checkpoint (to train longer)")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--idem", type=float, default=0.0, help="weight of the idempotence loss (fine-tuning stage)")
     args = ap.parse_args()
 
     t0 = time.time()
@@ -241,15 +264,15 @@ def main() -> None:
     if args.init is not None:
         with np.load(args.init) as f:
             params = {k: jnp.asarray(f[k], jnp.float32) for k in params}
-    sched = optax.cosine_decay_schedule(2e-3, args.steps, alpha=0.02)
+    sched = optax.cosine_decay_schedule(args.lr, args.steps, alpha=0.02)
     opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(sched))
     state = opt.init(params)
 
     @jax.jit
     def step(p, s, m):  # type: ignore[no-untyped-def]
-        (loss, (iou, idx)), g = jax.value_and_grad(loss_fn, has_aux=True)(p, m)
+        (loss, (iou, idx, same)), g = jax.value_and_grad(loss_fn, has_aux=True)(p, m, args.idem)
         upd, s = opt.update(g, s, p)
-        return optax.apply_updates(p, upd), s, loss, iou, idx
+        return optax.apply_updates(p, upd), s, loss, iou, idx, same
 
     rng = np.random.default_rng(args.seed + 1)
     usage = np.zeros(K)
@@ -259,9 +282,9 @@ def main() -> None:
             batch = batch[:, :, ::-1]
         if rng.random() < 0.5:
             batch = np.swapaxes(batch, 1, 2)
-        params, state, loss, iou, idx = step(params, state, jnp.asarray(np.ascontiguousarray(batch)))
+        params, state, loss, iou, idx, same = step(params, state, jnp.asarray(np.ascontiguousarray(batch)))
         usage = 0.99 * usage + np.bincount(np.asarray(idx).ravel(), minlength=K)
-        if it % 100 == 99 and it < args.steps * 0.8:
+        if it % 100 == 99 and it < args.steps * 0.8 and args.init is None:
             # restart dead codes at encoder outputs of the current batch (seeded)
             dead = np.flatnonzero(usage < 0.05)
             if len(dead):
@@ -272,7 +295,7 @@ def main() -> None:
         if it % 200 == 0 or it == args.steps - 1:
             print(
                 f"step {it} loss {float(loss):.4f} iou {float(iou):.3f} codes used {(usage > 0.05).sum()} "
-                f"{time.time() - t0:.0f}s",
+                f"re-encoded same {float(same):.3f} {time.time() - t0:.0f}s",
                 flush=True,
             )
 
@@ -286,9 +309,12 @@ def main() -> None:
     logits = decode(p16, p16["_vq_vae._embedding"][nearest(z, p16["_vq_vae._embedding"])])
     pred, tgt = np.asarray(logits) > 0, test > 0.5
     iou = (pred & tgt).sum((1, 2)) / np.maximum((pred | tgt).sum((1, 2)), 1)
+    first = np.asarray(nearest(z, p16["_vq_vae._embedding"]))
+    again = np.asarray(nearest(encode(p16, jnp.asarray(pred, jnp.float32)), p16["_vq_vae._embedding"]))
     print(
         f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB) in {time.time() - t0:.0f}s; "
-        f"held-out IoU mean {iou.mean():.3f} median {np.median(iou):.3f} p10 {np.quantile(iou, 0.1):.3f}"
+        f"held-out IoU mean {iou.mean():.3f} median {np.median(iou):.3f} p10 {np.quantile(iou, 0.1):.3f}; "
+        f"re-encoded tokens equal {(first == again).mean():.3f}"
     )
 
 
