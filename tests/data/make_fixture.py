@@ -7,7 +7,8 @@ encode → decode) can be tested offline, where the real checkpoint cannot be do
     python tests/data/make_fixture.py
     # stages 2 and 3: idempotence (re-encoding the decoded mask lands on the same codes): 383 s + 203 s
     python tests/data/make_fixture.py --init tests/data/fixture-vae.npz --steps 800 --lr 1e-3 --idem 5 --data 10000
-    python tests/data/make_fixture.py --init tests/data/fixture-vae.npz --steps 400 --lr 5e-4 --idem 5 --data 10000 --seed 1
+    python tests/data/make_fixture.py --init tests/data/fixture-vae.npz --steps 400 --lr 5e-4 --idem 5 \
+        --data 10000 --seed 1
 
     python tests/data/make_fixture.py --steps 50 --out /tmp/x.npz   # smoke run
 
