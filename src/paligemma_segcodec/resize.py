@@ -88,7 +88,11 @@ def resize(image: npt.ArrayLike, height: int, width: int) -> npt.NDArray[np.floa
 _POP = np.array([bin(b).count("1") for b in range(256)], dtype=np.int64)
 # bit t (MSB first, as np.packbits) of byte b sits at pixel 8k + t: position sum within the byte
 _POS = np.array([sum(t for t in range(8) if b >> (7 - t) & 1) for b in range(256)], dtype=np.int64)
+_POP8 = _POP.astype(np.uint8)
+_POS8 = _POS.astype(np.uint8)
 _HEAD = np.array([[(b >> (8 - r)) << (8 - r) if r else 0 for r in range(8)] for b in range(256)], dtype=np.int64)
+_HEAD_POP = _POP[_HEAD].astype(np.int32).reshape(-1)  # [byte * 8 + r]: popcount of the first r bits
+_HEAD_POS = _POS[_HEAD].astype(np.int32).reshape(-1)  # [byte * 8 + r]: their position sum within the byte
 
 
 @lru_cache(maxsize=4096)
@@ -128,47 +132,47 @@ def _apply_plan(
 
 
 def _binary_prefix_sums(
-    mask: npt.NDArray[np.bool_], cuts: npt.NDArray[np.int64]
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-    """S0, S1 of each row of a bool ``(h, w)`` array, at every cut point: ``(h, n_cuts)`` each."""
+    mask: npt.NDArray[np.bool_], points: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """S0, S1 of each row of a bool ``(h, w)`` array at the sorted cut ``points``: ``(h, P)`` each."""
     packed = np.packbits(mask, axis=1)  # (h, ceil(w / 8)), MSB first
-    h = packed.shape[0]
-    pop = _POP[packed]
-    pos = _POS[packed] + 8 * np.arange(packed.shape[1], dtype=np.int64) * pop
-    c0 = np.zeros((h, packed.shape[1] + 1), np.int64)
-    c1 = np.zeros_like(c0)
-    np.cumsum(pop, axis=1, out=c0[:, 1:])
-    np.cumsum(pos, axis=1, out=c1[:, 1:])
-    points = np.unique(cuts)
+    h, nb = packed.shape
+    acc = np.int32 if mask.shape[1] < 46000 else np.int64  # S1 <= w^2 / 2 must fit
+    pop = _POP8[packed]
+    c0 = np.zeros((h, nb + 1), acc)
+    np.cumsum(pop, axis=1, dtype=acc, out=c0[:, 1:])
+    weighted = np.multiply(pop, np.arange(0, 8 * nb, 8, dtype=acc), dtype=acc)
+    weighted += _POS8[packed]
+    c1 = np.zeros((h, nb + 1), acc)
+    np.cumsum(weighted, axis=1, out=c1[:, 1:])
     byte, rem = points // 8, points % 8
-    s0 = c0[:, byte].astype(np.float64)
-    s1 = c1[:, byte].astype(np.float64)
+    s0 = c0[:, byte]
+    s1 = c1[:, byte]
     partial = rem > 0
-    if partial.any():
-        head = _HEAD[packed[:, byte[partial]], rem[partial]]  # the first `rem` bits of the cut byte
-        s0[:, partial] += _POP[head]
-        s1[:, partial] += _POS[head] + 8 * byte[partial] * _POP[head]
-    index = np.searchsorted(points, cuts).astype(np.int64)
-    return s0, s1, index
+    if partial.any():  # add the first `rem` bits of each cut byte, through one flat table lookup each
+        bp = byte[partial]
+        flat = packed[:, np.minimum(bp, nb - 1)].astype(np.int32) * 8 + rem[partial].astype(np.int32)
+        head0 = _HEAD_POP[flat]
+        s0[:, partial] += head0
+        s1[:, partial] += _HEAD_POS[flat] + (8 * bp).astype(acc) * head0
+    return s0.astype(np.float64), s1.astype(np.float64)
 
 
 def resize_binary(mask: npt.ArrayLike, height: int, width: int) -> npt.NDArray[np.float32]:
     """`resize` for a bool mask, in a fraction of a pass over its pixels (same result to ~1e-6).
 
-    Columns are reduced first from bit-packed prefix sums (exact integers), then rows from float64
-    prefix sums of the ``(H, width)`` intermediate.
+    Prefix sums along each row come from the bit-packed mask (exact integers, on 8-pixel bytes);
+    they are reduced over rows with the cached row weights, then combined at the column cut points.
     """
     m = np.asarray(mask, dtype=bool)
     if m.ndim != 2 or m.size == 0:
         raise ValueError(f"mask must be a non-empty 2-D array, got shape {m.shape}")
     h, w = m.shape
     cuts_x, coef_x = _linear_plan(w, width)
-    s0, s1, index = _binary_prefix_sums(m, cuts_x)
-    rows = _apply_plan(s0, s1, index, coef_x)  # (h, width) float64
-    cuts_y, coef_y = _linear_plan(h, height)
-    t0 = np.zeros((h + 1, width), np.float64)
-    t1 = np.zeros_like(t0)
-    np.cumsum(rows, axis=0, out=t0[1:])
-    np.cumsum(rows * np.arange(h, dtype=np.float64)[:, None], axis=0, out=t1[1:])
-    out = _apply_plan(t0.T, t1.T, cuts_y, coef_y)  # (width, height)
-    return np.ascontiguousarray(out.T, dtype=np.float32)
+    points = np.unique(cuts_x)
+    s0, s1 = _binary_prefix_sums(m, points)  # (h, P)
+    # Everything is linear: reduce the rows first (dense (height, h) weights on the small (h, P)
+    # prefix-sum matrices), then combine the column cut points of the (height, P) result.
+    wy = _resize_weights_cached(h, height).astype(np.float64)
+    out = _apply_plan(wy @ s0, wy @ s1, np.searchsorted(points, cuts_x).astype(np.int64), coef_x)
+    return np.ascontiguousarray(out, dtype=np.float32)
