@@ -29,6 +29,17 @@ def checkpoint_option(fn: F) -> F:
     )(fn)
 
 
+def convention_option(fn: F) -> F:
+    """``--convention big_vision|colab``: how <loc> tokens become pixels when masks are pasted."""
+    return click.option(
+        "--convention",
+        type=click.Choice(["big_vision", "colab"]),
+        default="big_vision",
+        show_default=True,
+        help="loc -> pixel rule: int(k/1023*side) (big_vision) or round(k/1024*side) (colab).",
+    )(fn)
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turns the library's bad-input and missing-checkpoint errors into clean CLI errors (exit 1)."""
@@ -87,13 +98,7 @@ def encode(
     show_default=True,
     help="jsonl: one JSON object per decoded object; coco: a COCO instances JSON (needs --image).",
 )
-@click.option(
-    "--convention",
-    type=click.Choice(["big_vision", "colab"]),
-    default="big_vision",
-    show_default=True,
-    help="loc -> pixel rule: int(k/1023*side) (big_vision) or round(k/1024*side) (colab).",
-)
+@convention_option
 @checkpoint_option
 def decode(
     text: str,

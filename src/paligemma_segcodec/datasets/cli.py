@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from paligemma_segcodec.cli import checkpoint_option, codec_for, main, record_convention, user_errors
+from paligemma_segcodec.cli import checkpoint_option, codec_for, convention_option, main, record_convention, user_errors
 from paligemma_segcodec.errors import SkippedObjectWarning
 
 DIR = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -300,7 +300,7 @@ def _decode_for_image(text: str, image: Path, codec: Any, convention: str) -> tu
 @click.option("--text", default=None, help="One answer (with --image) instead of --predictions.")
 @click.option("--image", type=FILE, default=None, help="The image of --text.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (or PNG file with --text).")
-@click.option("--convention", type=click.Choice(["big_vision", "colab"]), default="big_vision", show_default=True)
+@convention_option
 @checkpoint_option
 def show(
     predictions: Path | None,
@@ -371,7 +371,7 @@ def eval_(
 @click.option("--images", type=DIR, required=True, help="Folder of the images named in --predictions.")
 @click.option("--out", type=OUTFILE, required=True, help="COCO JSON to write.")
 @click.option("--polygons", is_flag=True, help="Polygons (contour tracing) instead of RLE.")
-@click.option("--convention", type=click.Choice(["big_vision", "colab"]), default="big_vision", show_default=True)
+@convention_option
 @checkpoint_option
 def export(
     predictions: Path, images: Path, out: Path, polygons: bool, convention: str, checkpoint: Path | None
