@@ -225,8 +225,9 @@ def decode_tokens(
 
     Args:
       text: the answer: objects ``<loc>×4 [<seg>×16] label`` separated by ``;``.
-      height, width: the image size; when given (both), each object with ``<seg>`` tokens gets a
+      height: the image height in pixels; with ``width``, each object with ``<seg>`` tokens gets a
         full-size bool ``mask`` (see `paste_mask`).
+      width: the image width in pixels (give both or neither).
       strict: raise `MalformedObjectError` (a ValueError naming the object index and character
         offset) on a malformed object instead of skipping it.
       convention: loc → pixel rule for pasting: ``"big_vision"`` (``int(k / 1023 * side)``, the

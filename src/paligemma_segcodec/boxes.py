@@ -69,8 +69,9 @@ def box_to_loc(box: Sequence[float] | npt.ArrayLike) -> tuple[int, int, int, int
     Round half to even, as the reference (``tf.round``). Values outside [0, 1] are clipped, not
     rejected: use `validate_box` first if you want that check.
 
-    >>> box_to_loc((0.0, 0.25, 0.5, 1.0))
-    (0, 256, 512, 1023)
+    Examples:
+        >>> box_to_loc((0.0, 0.25, 0.5, 1.0))
+        (0, 256, 512, 1023)
     """
     arr = np.asarray(box, dtype=np.float32)
     if arr.shape != (4,):
@@ -84,8 +85,9 @@ def box_to_loc(box: Sequence[float] | npt.ArrayLike) -> tuple[int, int, int, int
 def loc_to_box(loc: Sequence[int] | npt.ArrayLike) -> Box:
     """Four ``<loc>`` indices → normalized box ``k / 1023``.
 
-    >>> loc_to_box((0, 0, 1023, 1023))
-    (0.0, 0.0, 1.0, 1.0)
+    Examples:
+        >>> loc_to_box((0, 0, 1023, 1023))
+        (0.0, 0.0, 1.0, 1.0)
     """
     arr = np.asarray(loc)
     if arr.shape != (4,) or not np.issubdtype(arr.dtype, np.integer):
@@ -104,10 +106,11 @@ def loc_to_pixels(
     - ``"big_vision"`` (default): ``int(k / 1023 * side)`` as big_vision's segmentation evaluator.
     - ``"colab"``: ``round(k / 1024 * side)`` as the PaliGemma demo colab.
 
-    >>> loc_to_pixels((0, 0, 1023, 1023), 480, 640)
-    (0, 0, 480, 640)
-    >>> loc_to_pixels((0, 0, 1023, 1023), 480, 640, convention="colab")
-    (0, 0, 480, 639)
+    Examples:
+        >>> loc_to_pixels((0, 0, 1023, 1023), 480, 640)
+        (0, 0, 480, 640)
+        >>> loc_to_pixels((0, 0, 1023, 1023), 480, 640, convention="colab")
+        (0, 0, 480, 639)
     """
     y1, x1, y2, x2 = (int(v) for v in loc)
     if convention == "big_vision":
@@ -142,8 +145,9 @@ def xyxy_to_yxyx(box: Sequence[float]) -> tuple[float, float, float, float]:
 def pixels_to_box(pixels: Sequence[float], height: int, width: int) -> Box:
     """Pixel ``(top, left, bottom, right)`` → normalized box (divide by the image side).
 
-    >>> pixels_to_box((24, 2, 312, 196), 318, 208)[2]
-    0.9811320754716981
+    Examples:
+        >>> pixels_to_box((24, 2, 312, 196), 318, 208)[2]
+        0.9811320754716981
     """
     if height <= 0 or width <= 0:
         raise ValueError(f"height and width must be positive, got {height}x{width}")
@@ -160,9 +164,10 @@ def tight_box(mask: npt.ArrayLike) -> Box:
     Raises:
       ValueError: the mask is not 2-D or has no non-zero pixel (an empty mask has no box).
 
-    >>> m = np.zeros((4, 8), bool); m[1:3, 2:6] = True
-    >>> tight_box(m)
-    (0.25, 0.25, 0.75, 0.75)
+    Examples:
+        >>> m = np.zeros((4, 8), bool); m[1:3, 2:6] = True
+        >>> tight_box(m)
+        (0.25, 0.25, 0.75, 0.75)
     """
     arr = np.asarray(mask)
     if arr.ndim != 2:
@@ -182,8 +187,9 @@ def crop_pixels(box: Sequence[float], height: int, width: int) -> tuple[int, int
     (``tf.round``). The crop may be empty (``bottom <= top``) for a box thinner than a pixel: the
     caller decides whether that is an error.
 
-    >>> crop_pixels((0.1, 0.1, 0.9, 0.9), 300, 500)
-    (30, 50, 270, 450)
+    Examples:
+        >>> crop_pixels((0.1, 0.1, 0.9, 0.9), 300, 500)
+        (30, 50, 270, 450)
     """
     b = np.asarray(box, dtype=np.float32)
     hw = np.array([height, width, height, width], dtype=np.float32)

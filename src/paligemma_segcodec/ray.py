@@ -49,7 +49,11 @@ class SegcodecEncoder:
     ``{"image", "prefix", "suffix", "error"}`` (``error`` is "" for a converted row).
 
     Args:
-      label / classes / threshold / instances / min_area: as `segcodec convert`.
+      label: label of binary masks (as ``segcodec convert --label``).
+      classes: value → label for semantic masks (as ``--classes``).
+      threshold: mask pixels ``> threshold`` are foreground.
+      instances: ``"components"`` or ``"whole"``.
+      min_area: components with fewer pixels are dropped.
       checkpoint: the vae-oid.npz path on the workers (default: env var / Hugging Face cache).
     """
 

@@ -59,8 +59,9 @@ def resize(image: npt.ArrayLike, height: int, width: int) -> npt.NDArray[np.floa
     Matches ``tf.image.resize(x, (height, width), "bilinear", antialias=True)`` (and
     ``jax.image.resize(x, shape, "bilinear")``) to float32 rounding.
 
-    >>> resize(np.ones((5, 7)), 3, 2).round(6).tolist()
-    [[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]
+    Examples:
+        >>> resize(np.ones((5, 7)), 3, 2).round(6).tolist()
+        [[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]
     """
     img = np.asarray(image)
     if img.ndim != 2:

@@ -31,7 +31,8 @@ def paste_mask(
     Args:
       mask64: float ``[64, 64]``, the decoder's raw output (logits).
       loc: the 4 ``<loc>`` indices (y1, x1, y2, x2).
-      height, width: the image size in pixels.
+      height: the image height in pixels.
+      width: the image width in pixels.
 
     Returns:
       bool ``[height, width]``.
@@ -64,9 +65,10 @@ class Segment:
     ``box`` (normalized, ``k / 1023``) is derived from ``loc``. Two segments compare equal when
     label, loc and seg are equal (masks are not compared).
 
-    >>> s = Segment(label="cat", loc=(0, 0, 512, 1023))
-    >>> s.box[2], s.to_text()
-    (0.5004887585532747, '<loc0000><loc0000><loc0512><loc1023> cat')
+    Examples:
+        >>> s = Segment(label="cat", loc=(0, 0, 512, 1023))
+        >>> s.box[2], s.to_text()
+        (0.5004887585532747, '<loc0000><loc0000><loc0512><loc1023> cat')
     """
 
     label: str
@@ -102,8 +104,9 @@ class Segment:
     def xyxy(self, width: int, height: int, *, convention: Convention = "big_vision") -> tuple[int, int, int, int]:
         """The box in pixels as ``(x1, y1, x2, y2)`` (x2, y2 exclusive), see `loc_to_pixels`.
 
-        >>> Segment(label="", loc=(0, 0, 1023, 1023)).xyxy(640, 480)
-        (0, 0, 640, 480)
+        Examples:
+            >>> Segment(label="", loc=(0, 0, 1023, 1023)).xyxy(640, 480)
+            (0, 0, 640, 480)
         """
         y1, x1, y2, x2 = loc_to_pixels(self.loc, height, width, convention=convention)
         return (x1, y1, x2, y2)

@@ -51,8 +51,9 @@ _TRAILING_SPECIAL = ("<eos>", "<pad>")
 def loc_token(k: int) -> str:
     """``<locNNNN>`` for ``k`` in 0..1023.
 
-    >>> loc_token(7)
-    '<loc0007>'
+    Examples:
+        >>> loc_token(7)
+        '<loc0007>'
     """
     if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= LOC_MAX:
         raise ValueError(f"loc index must be an int in 0..{LOC_MAX}, got {k!r}")
@@ -62,8 +63,9 @@ def loc_token(k: int) -> str:
 def seg_token(k: int) -> str:
     """``<segNNN>`` for ``k`` in 0..127.
 
-    >>> seg_token(57)
-    '<seg057>'
+    Examples:
+        >>> seg_token(57)
+        '<seg057>'
     """
     if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= SEG_MAX:
         raise ValueError(f"seg index must be an int in 0..{SEG_MAX}, got {k!r}")
@@ -76,8 +78,9 @@ def format_object(loc: Sequence[int], seg: Sequence[int] | None = None, label: s
     The label, when given, follows after one space, as in PaliGemma's answers and big_vision's
     training suffixes.
 
-    >>> format_object((0, 1, 2, 3), label="cat")
-    '<loc0000><loc0001><loc0002><loc0003> cat'
+    Examples:
+        >>> format_object((0, 1, 2, 3), label="cat")
+        '<loc0000><loc0001><loc0002><loc0003> cat'
     """
     if len(loc) != NUM_LOC:
         raise ValueError(f"need {NUM_LOC} loc indices, got {len(loc)}")
@@ -217,11 +220,12 @@ def parse_objects(text: str, *, strict: bool = False) -> ParseResult:
       TypeError: ``text`` is not a str.
       MalformedObjectError: only with ``strict=True``: names the object index and character offset.
 
-    >>> r = parse_objects("<loc0010><loc0020><loc0500><loc0600> cat ; <loc0001> dog")
-    >>> [(o.label, o.loc) for o in r.objects]
-    [('cat', (10, 20, 500, 600))]
-    >>> print(r.skipped[0])
-    object 1 at character 53: expected 4 loc tokens, got 1 ('<loc0001> dog')
+    Examples:
+        >>> r = parse_objects("<loc0010><loc0020><loc0500><loc0600> cat ; <loc0001> dog")
+        >>> [(o.label, o.loc) for o in r.objects]
+        [('cat', (10, 20, 500, 600))]
+        >>> print(r.skipped[0])
+        object 1 at character 53: expected 4 loc tokens, got 1 ('<loc0001> dog')
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")

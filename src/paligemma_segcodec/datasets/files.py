@@ -119,8 +119,9 @@ def match_pairs(
 def parse_classes(spec: str) -> dict[int, str]:
     """``"1=water,2=road"`` → ``{1: "water", 2: "road"}``.
 
-    >>> parse_classes("1=water, 2=road")
-    {1: 'water', 2: 'road'}
+    Examples:
+        >>> parse_classes("1=water, 2=road")
+        {1: 'water', 2: 'road'}
     """
     classes: dict[int, str] = {}
     for part in spec.split(","):
