@@ -169,11 +169,25 @@ def resize_binary(mask: npt.ArrayLike, height: int, width: int) -> npt.NDArray[n
     if m.ndim != 2 or m.size == 0:
         raise ValueError(f"mask must be a non-empty 2-D array, got shape {m.shape}")
     h, w = m.shape
-    cuts_x, coef_x = _linear_plan(w, width)
-    points = np.unique(cuts_x)
-    s0, s1 = _binary_prefix_sums(m, points)  # (h, P)
-    # Everything is linear: reduce the rows first (dense (height, h) weights on the small (h, P)
-    # prefix-sum matrices), then combine the column cut points of the (height, P) result.
-    wy = _resize_weights_cached(h, height).astype(np.float64)
-    out = _apply_plan(wy @ s0, wy @ s1, np.searchsorted(points, cuts_x).astype(np.int64), coef_x)
+    points, index, coef_x = _column_plan(w, width)
+    s0, s1 = _binary_prefix_sums(m, points)  # (h, P) each
+    # Everything is linear: reduce the rows first (dense (height, h) weights on the small (h, 2P)
+    # prefix-sum matrix, one matmul), then combine the column cut points of the (height, 2P) result.
+    reduced = _row_weights64(h, height) @ np.concatenate([s0, s1], axis=1)
+    out = _apply_plan(reduced[:, : len(points)], reduced[:, len(points) :], index, coef_x)
     return np.ascontiguousarray(out, dtype=np.float32)
+
+
+@lru_cache(maxsize=4096)
+def _column_plan(
+    in_size: int, out_size: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """`_linear_plan` with its sorted unique cut points and each cut's index among them."""
+    cuts, coef = _linear_plan(in_size, out_size)
+    points = np.unique(cuts)
+    return points, np.searchsorted(points, cuts).astype(np.int64), coef
+
+
+@lru_cache(maxsize=4096)
+def _row_weights64(in_size: int, out_size: int) -> npt.NDArray[np.float64]:
+    return _resize_weights_cached(in_size, out_size).astype(np.float64)
