@@ -84,8 +84,8 @@ def load_masks(
     folder: str | os.PathLike[str], limit: int | None = None, threshold: int = 127
 ) -> list[npt.NDArray[np.bool_]]:
     """The non-empty masks of a folder (sorted by name), thresholded ``> threshold``."""
-    from paligemma_segcodec.datasets.files import IMAGE_EXTENSIONS, binarize
-    from paligemma_segcodec.maskio import read_mask_values
+    from paligemma_segcodec.datasets.files import IMAGE_EXTENSIONS
+    from paligemma_segcodec.maskio import binarize, read_mask_values
 
     out = []
     for p in sorted(Path(folder).iterdir()):

@@ -113,11 +113,6 @@ class Codec:
             b *= 2
         return min(b, self.max_batch)
 
-    def _run(
-        self, fn: Callable[[Params, jax.Array], jax.Array], x: np.ndarray, out_shape: tuple[int, ...], dtype: type
-    ) -> np.ndarray:
-        return self._dispatch(fn, x, out_shape, dtype)()
-
     def _dispatch(
         self, fn: Callable[[Params, jax.Array], jax.Array], x: np.ndarray, out_shape: tuple[int, ...], dtype: type
     ) -> Callable[[], np.ndarray]:
@@ -199,7 +194,7 @@ class Codec:
                 f"got {int(idx[tuple(bad)])} at {tuple(int(i) for i in bad)}"
             )
         fn = self._decode_jit if jit else self._decode_eager
-        return self._run(fn, idx.astype(np.int32), (MASK_SIZE, MASK_SIZE), np.float32)
+        return self._dispatch(fn, idx.astype(np.int32), (MASK_SIZE, MASK_SIZE), np.float32)()
 
 
 _CACHE: dict[tuple[str, int, int, int | None], Codec] = {}

@@ -18,17 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from paligemma_segcodec._optional import require
 from paligemma_segcodec.datasets.files import Instances, Problem, extract_objects
 
 __all__ = ["examples_from_dataset", "jsonl_to_dataset", "load_hf_dataset"]
 
 
 def _datasets() -> Any:
-    try:
-        import datasets
-    except ImportError as err:  # pragma: no cover - exercised only without the extra
-        raise ImportError("this needs Hugging Face datasets: pip install 'paligemma-segcodec[hf]'") from err
-    return datasets
+    return require("datasets", "hf")
 
 
 def jsonl_to_dataset(jsonl: str | os.PathLike[str], images_dir: str | os.PathLike[str]) -> Any:

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-__all__ = ["UnsupportedMaskError", "read_image", "read_mask", "read_mask_values"]
+__all__ = ["UnsupportedMaskError", "binarize", "read_image", "read_mask", "read_mask_values"]
 
 _GREY_SPREAD = 8  # an RGB mask whose channels differ by at most this is grey (JPEG noise)
 
@@ -63,13 +63,17 @@ def read_mask_values(path: str | os.PathLike[str] | IO[bytes]) -> npt.NDArray[np
         raise UnsupportedMaskError(f"{name}: unsupported image mode {mode} for a mask")
 
 
+def binarize(values: npt.NDArray[np.integer], threshold: int = 127) -> npt.NDArray[np.bool_]:
+    """Mask values → bool: ``> threshold``, except a 0/1 mask, read as ``> 0``."""
+    if values.size and int(values.max()) == 1:
+        return np.asarray(values > 0)
+    return np.asarray(values > threshold)
+
+
 def read_mask(path: str | os.PathLike[str], *, threshold: int = 127) -> npt.NDArray[np.bool_]:
     """A mask file → bool ``(H, W)``: pixels whose value is ``> threshold``.
 
     JPEG masks have grey values at the edges, hence the threshold (127 by default). A file whose
     values are only 0 and 1 (a 0/1 label PNG) is read as such: pixels ``> 0``.
     """
-    values = read_mask_values(path)
-    if values.size and int(values.max()) == 1:
-        return values > 0
-    return values > threshold
+    return binarize(read_mask_values(path), threshold)

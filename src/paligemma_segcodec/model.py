@@ -35,6 +35,7 @@ __all__ = [
     "Encoder",
     "ModelConfig",
     "SubpixelPlan",
+    "interleave_phases",
     "params_from_checkpoint",
     "quantize",
     "subpixel_plan",
@@ -202,8 +203,12 @@ def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, bias: jax.Array, k:
         dimension_numbers=("NHWC", "HWIO", "NHWC"),
         precision=HIGHEST,
     )
-    y = y + bias
-    b, n = x.shape[0], x.shape[1]
+    return interleave_phases(y + bias, plan, x.shape[1], f)
+
+
+def interleave_phases(y: jax.Array, plan: SubpixelPlan, n: int, f: int) -> jax.Array:
+    """The sub-pixel conv's output ``[B, n + …, n + …, 4 * f]`` → ``[B, 2n, 2n, f]``: phase ``(ry, rx)``
+    (channel block ``2 * ry + rx``, window offset ``plan.start``) fills pixels ``(2m + ry, 2q + rx)``."""
     lo = plan.pad[0]
     rows = []
     for ry in range(2):
@@ -214,7 +219,7 @@ def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, bias: jax.Array, k:
             cols.append(y[:, oy : oy + n, ox : ox + n, p * f : (p + 1) * f])
         rows.append(jnp.stack(cols, axis=3))  # [B, n, n, 2(rx), f]
     z = jnp.stack(rows, axis=2)  # [B, n(m), 2(ry), n(q), 2(rx), f]
-    return z.reshape(b, 2 * n, 2 * n, f)
+    return z.reshape(y.shape[0], 2 * n, 2 * n, f)
 
 
 class SubpixelConvTranspose(nn.Module):

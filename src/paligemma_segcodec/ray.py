@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from paligemma_segcodec._optional import require
 from paligemma_segcodec.datasets.convert import Example, example_for_pair, folder_labels
 from paligemma_segcodec.datasets.files import Problem, match_pairs
 
@@ -37,11 +38,7 @@ __all__ = ["SegcodecEncoder", "convert_with_ray", "pairs_dataset"]
 
 
 def _ray() -> Any:
-    try:
-        import ray
-    except ImportError as err:  # pragma: no cover - exercised only without the extra
-        raise ImportError("paligemma_segcodec.ray needs Ray: pip install 'paligemma-segcodec[ray]'") from err
-    return ray
+    return require("ray", "ray")
 
 
 class SegcodecEncoder:
@@ -84,16 +81,10 @@ class SegcodecEncoder:
             item, _ = example_for_pair(
                 Path(row["image_path"]), Path(row["mask_path"]), labels=self.labels, **self.extract
             )
-            return item
-        from paligemma_segcodec.datasets.files import extract_objects
-        from paligemma_segcodec.maskio import read_mask_values
-
-        try:
-            values = read_mask_values(io.BytesIO(bytes(row["mask"])))
-        except Exception as err:
-            return Problem(str(row["image"]), f"unreadable mask: {err}")
-        objects, _ = extract_objects(values, **self.extract)
-        return Example(str(row["image"]), None, self.labels, tuple(objects))
+        else:
+            mask = io.BytesIO(bytes(row["mask"]))
+            item, _ = example_for_pair(None, mask, labels=self.labels, name=str(row["image"]), **self.extract)
+        return item
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from paligemma_segcodec.api import encode_prepared, prepare_crop

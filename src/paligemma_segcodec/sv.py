@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from paligemma_segcodec._optional import require
 from paligemma_segcodec.boxes import Convention
 from paligemma_segcodec.segment import Segment
 
@@ -20,11 +21,7 @@ __all__ = ["annotate", "to_detections"]
 
 
 def _sv() -> Any:
-    try:
-        import supervision
-    except ImportError as err:
-        raise ImportError("this needs supervision: pip install 'paligemma-segcodec[supervision]'") from err
-    return supervision
+    return require("supervision", "supervision")
 
 
 def to_detections(

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from paligemma_segcodec._optional import require
+
 if TYPE_CHECKING:
     from paligemma_segcodec.codec import Codec
 
@@ -31,11 +33,7 @@ __all__ = ["batched_mask_to_suffix", "mask_to_suffix"]
 
 
 def _tf() -> Any:
-    try:
-        import tensorflow as tf
-    except ImportError as err:  # pragma: no cover - exercised only without the extra
-        raise ImportError("paligemma_segcodec.tf needs TensorFlow: pip install 'paligemma-segcodec[tf]'") from err
-    return tf
+    return require("tensorflow", "tf")
 
 
 def _box(values: np.ndarray) -> tuple[float, float, float, float] | None:

@@ -16,7 +16,7 @@ Times are on the 2-core CPU machine of this project (about 35 minutes in all). E
 Final held-out numbers (synthetic masks of the training distribution): IoU mean 0.932, median
 0.951; 92.9 % of tokens unchanged when the decoded mask is re-encoded.
 
-Not imported by the package. Needs jax and optax (``pip install optax``).
+Not imported by the package. Needs jax and optax (``pip install -e ".[dev]"``).
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def _conv(x: jax.Array, w: jax.Array, b: jax.Array, stride: int = 1, mm: bool = 
 def _convT(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
     """PyTorch ConvTranspose2d(k, s=2, 'SAME') as the library's sub-pixel decomposition (see
     paligemma_segcodec.model.subpixel_plan; tests/test_model.py checks it equals lax.conv_transpose)."""
-    from paligemma_segcodec.model import subpixel_plan
+    from paligemma_segcodec.model import interleave_phases, subpixel_plan
 
     k = w.shape[2]
     plan = subpixel_plan(k)
@@ -173,16 +173,7 @@ def _convT(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
             keep = np.outer([t >= 0 for t in plan.tap_index[ry]], [t >= 0 for t in plan.tap_index[rx]])
             blocks.append(jnp.transpose(w[:, :, ty][:, :, :, tx] * keep, (2, 3, 0, 1)))  # (T, T, in, out)
     y = _conv_hwio(x, jnp.concatenate(blocks, axis=-1), 1, (plan.pad, plan.pad)) + jnp.tile(b, 4)
-    n, lo = x.shape[1], plan.pad[0]
-    rows = []
-    for ry in range(2):
-        cols = []
-        for rx in range(2):
-            q = 2 * ry + rx
-            oy, ox = plan.start[ry] + lo, plan.start[rx] + lo
-            cols.append(y[:, oy : oy + n, ox : ox + n, q * cout : (q + 1) * cout])
-        rows.append(jnp.stack(cols, axis=3))
-    return jnp.stack(rows, axis=2).reshape(x.shape[0], 2 * n, 2 * n, cout)
+    return interleave_phases(y, plan, x.shape[1], cout)
 
 
 def _res(p: dict[str, jax.Array], name: str, x: jax.Array, mm: bool = True) -> jax.Array:

@@ -32,7 +32,8 @@ from paligemma_segcodec.segment import Segment
 __all__ = ["coco_examples", "mask_to_polygons", "mask_to_rle", "segments_to_coco"]
 
 
-def _load(annotations: str | os.PathLike[str]) -> Any:
+def load_coco(annotations: str | os.PathLike[str]) -> Any:
+    """``pycocotools.coco.COCO`` of a file, without its progress prints."""
     from pycocotools.coco import COCO
 
     with contextlib.redirect_stdout(io.StringIO()):  # COCO() prints progress to stdout
@@ -47,7 +48,7 @@ def coco_examples(
 
     if crowd not in ("skip", "include"):
         raise ValueError(f"crowd must be 'skip' or 'include', got {crowd!r}")
-    coco = _load(annotations)
+    coco = load_coco(annotations)
     images_dir = Path(images_dir)
     infos = sorted(coco.dataset.get("images", []), key=lambda im: (im["file_name"], im["id"]))
     names = [im["file_name"] for im in infos]

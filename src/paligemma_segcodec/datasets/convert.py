@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -237,25 +237,38 @@ def write_examples(
 
 
 def example_for_pair(
-    image_path: Path, mask_path: Path, *, labels: tuple[str, ...], **extract: Any
+    image_path: Path | None,
+    mask: Path | IO[bytes],
+    *,
+    labels: tuple[str, ...],
+    name: str | None = None,
+    **extract: Any,
 ) -> tuple[Example | Problem, int]:
     """One image/mask pair → ``(Example or Problem, dropped components)``: the per-item rule of
-    `convert_folder` (also used by the Ray adapter, so both give the same lines)."""
+    `convert_folder` (also used by the Ray adapter, so both give the same lines).
+
+    ``mask`` is a file path or an open binary file (e.g. a mask's bytes from Parquet). Without
+    ``image_path`` the image is not checked and ``name`` is the example's image name.
+    """
+    where = str(mask) if isinstance(mask, Path) else str(name)
+    size = None
+    if image_path is not None:
+        try:
+            with Image.open(image_path) as im:
+                im.load()
+                size = im.size
+        except Exception as err:  # Pillow raises many types for broken files
+            return Problem(str(image_path), f"unreadable image: {err}"), 0
     try:
-        with Image.open(image_path) as im:
-            im.load()
-            size = im.size
-    except Exception as err:  # Pillow raises many types for broken files
-        return Problem(str(image_path), f"unreadable image: {err}"), 0
-    try:
-        values = read_mask_values(mask_path)
+        values = read_mask_values(mask)
     except Exception as err:
-        return Problem(str(mask_path), f"unreadable mask: {err}"), 0
-    if values.shape != (size[1], size[0]):
+        return Problem(where, f"unreadable mask: {err}"), 0
+    if size is not None and values.shape != (size[1], size[0]):
         reason = f"size mismatch: mask is {values.shape[1]}x{values.shape[0]}, image is {size[0]}x{size[1]} (WxH)"
-        return Problem(str(mask_path), reason), 0
+        return Problem(where, reason), 0
     objects, dropped = extract_objects(values, **extract)
-    return Example(image_path.name, image_path, labels, tuple(objects)), dropped
+    image = name if name is not None else str(getattr(image_path, "name", ""))
+    return Example(image, image_path, labels, tuple(objects)), dropped
 
 
 def folder_labels(label: str | None, classes: Mapping[int, str] | None) -> tuple[str, ...]:

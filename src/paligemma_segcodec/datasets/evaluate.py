@@ -26,9 +26,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from paligemma_segcodec.datasets.files import binarize
 from paligemma_segcodec.errors import SkippedObjectWarning
-from paligemma_segcodec.maskio import read_mask_values
+from paligemma_segcodec.maskio import binarize, read_mask_values
 
 if TYPE_CHECKING:
     from paligemma_segcodec.codec import Codec
@@ -154,9 +153,9 @@ def _gt_from_masks(masks_dir: Path, threshold: int) -> Iterator[tuple[str, npt.N
 
 
 def _gt_from_coco(annotations: Path) -> Iterator[tuple[str, npt.NDArray[np.bool_]]]:
-    from paligemma_segcodec.datasets.coco import _load
+    from paligemma_segcodec.datasets.coco import load_coco
 
-    coco = _load(annotations)
+    coco = load_coco(annotations)
     for info in sorted(coco.dataset.get("images", []), key=lambda im: im["file_name"]):
         mask = np.zeros((info["height"], info["width"]), bool)
         for ann in coco.loadAnns(coco.getAnnIds(imgIds=[info["id"]], iscrowd=False)):

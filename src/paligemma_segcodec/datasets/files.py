@@ -13,6 +13,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from paligemma_segcodec.boxes import Box, box_to_loc
+from paligemma_segcodec.maskio import binarize
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -20,7 +21,6 @@ __all__ = [
     "MaskObject",
     "Pair",
     "Problem",
-    "binarize",
     "extract_objects",
     "match_pairs",
     "parse_classes",
@@ -132,13 +132,6 @@ def parse_classes(spec: str) -> dict[int, str]:
             raise ValueError(f"class name {name.strip()!r} may not contain ';', '<' or '>'")
         classes[int(value)] = name.strip()
     return classes
-
-
-def binarize(values: npt.NDArray[np.integer], threshold: int) -> npt.NDArray[np.bool_]:
-    """Mask values → bool: ``> threshold``, except a 0/1 mask, read as ``> 0``."""
-    if values.size and int(values.max()) == 1:
-        return np.asarray(values > 0)
-    return np.asarray(values > threshold)
 
 
 def _objects_of(

@@ -27,8 +27,8 @@ import numpy.typing as npt
 from PIL import Image
 from scipy import ndimage
 
-from paligemma_segcodec.datasets.files import Problem, binarize, match_pairs
-from paligemma_segcodec.maskio import read_mask_values
+from paligemma_segcodec.datasets.files import Problem, match_pairs
+from paligemma_segcodec.maskio import binarize, read_mask_values
 
 __all__ = ["LintReport", "border_wedges", "lint_folder", "lint_pair"]
 
