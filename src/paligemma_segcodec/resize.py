@@ -9,6 +9,8 @@ bilinear) pastes decoded 64×64 masks back into a box. Both are separable: a res
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -17,27 +19,44 @@ import numpy.typing as npt
 __all__ = ["resize", "resize_weights"]
 
 
-@lru_cache(maxsize=4096)
-def _resize_weights_cached(in_size: int, out_size: int) -> npt.NDArray[np.float32]:
+@lru_cache(maxsize=512)
+def _spans(
+    in_size: int, out_size: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """TF's ComputeSpans, vectorized over outputs: sample points (float32), each output's first input
+    index, the normalized triangle weights ``(out_size, span)`` (float32; zero past the span's end)
+    and the float32 factor each row was normalized by (1 where TF leaves it)."""
     f32 = np.float32
     scale = f32(out_size) / f32(in_size)
     inv_scale = f32(1.0) / scale
     kernel_scale = max(inv_scale, f32(1.0))  # antialias: widen the kernel when downscaling
-    x = np.arange(out_size, dtype=f32)
-    sample = (x + f32(0.5)) * inv_scale
+    sample = (np.arange(out_size, dtype=f32) + f32(0.5)) * inv_scale
     start = np.clip(np.ceil(sample - kernel_scale - f32(0.5)), 0, in_size - 1).astype(np.int64)
     stop = np.clip(np.floor(sample + kernel_scale - f32(0.5)), 0, in_size - 1).astype(np.int64) + 1
-    weights = np.zeros((out_size, in_size), dtype=f32)
-    inv_kernel_scale = f32(1.0) / kernel_scale
-    for j in range(out_size):
-        if sample[j] < 0 or sample[j] > in_size:  # never true for a plain resize; kept as TF has it
-            continue
-        src = np.arange(start[j], stop[j], dtype=f32)
-        w = np.maximum(f32(0.0), f32(1.0) - np.abs((src + f32(0.5) - sample[j]) * inv_kernel_scale))
-        total = w.sum(dtype=f32)
-        if abs(total) >= 1000.0 * np.finfo(f32).tiny:
-            w = w * (f32(1.0) / total)
-        weights[j, start[j] : stop[j]] = w
+    src = start[:, None] + np.arange(int((stop - start).max()))[None, :]
+    inside = (src < stop[:, None]) & ((sample >= 0) & (sample <= in_size))[:, None]  # TF skips samples outside
+    w = np.maximum(
+        f32(0.0), f32(1.0) - np.abs((src.astype(f32) + f32(0.5) - sample[:, None]) * (f32(1.0) / kernel_scale))
+    )
+    w = np.where(inside, w, f32(0.0))
+    total = np.cumsum(w, axis=1, dtype=f32)[:, -1]  # sequential float32 sum, as TF's loop
+    norm = np.abs(total) >= 1000.0 * np.finfo(f32).tiny
+    factor = np.ones(out_size, f32)
+    factor[norm] = f32(1.0) / total[norm]
+    w *= factor[:, None]
+    for a in (sample, start, w, factor):
+        a.setflags(write=False)
+    return sample, start, w, factor
+
+
+@lru_cache(maxsize=256)
+def _resize_weights_cached(in_size: int, out_size: int) -> npt.NDArray[np.float32]:
+    _, start, w, _ = _spans(in_size, out_size)
+    weights = np.zeros((out_size, in_size), dtype=np.float32)
+    src = start[:, None] + np.arange(w.shape[1])[None, :]
+    keep = src < in_size
+    rows = np.broadcast_to(np.arange(out_size)[:, None], src.shape)
+    weights[rows[keep], src[keep]] = w[keep]
     weights.setflags(write=False)
     return weights
 
@@ -96,29 +115,24 @@ _HEAD_POP = _POP[_HEAD].astype(np.int32).reshape(-1)  # [byte * 8 + r]: popcount
 _HEAD_POS = _POS[_HEAD].astype(np.int32).reshape(-1)  # [byte * 8 + r]: their position sum within the byte
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=256)
 def _linear_plan(in_size: int, out_size: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
     """Cut points ``(out, 3)`` (span start, split, span end) and coefficients ``(out, 4)`` such that
     ``out_j = a_l * S0[l:m] + b_l * S1[l:m] + a_r * S0[m:e] + b_r * S1[m:e]`` (float64)."""
-    f32 = np.float32
-    scale = f32(out_size) / f32(in_size)
-    inv_scale = f32(1.0) / scale
-    k = float(max(inv_scale, f32(1.0)))
-    sample = ((np.arange(out_size, dtype=f32) + f32(0.5)) * inv_scale).astype(np.float64)
-    w = _resize_weights_cached(in_size, out_size)
-    cuts = np.zeros((out_size, 3), np.int64)
-    coef = np.zeros((out_size, 4), np.float64)
-    for j in range(out_size):
-        nz = np.flatnonzero(w[j])
-        start, stop = (int(nz[0]), int(nz[-1]) + 1) if nz.size else (0, 0)
-        x = np.arange(start, stop, dtype=np.float64)
-        total = float(np.sum(np.maximum(0.0, 1.0 - np.abs(x + 0.5 - sample[j]) / k)))
-        total = total if total > 0 else 1.0
-        split = int(np.clip(np.ceil(sample[j] - 0.5), start, stop))
-        # left of s_j: (1 - (s - x - 0.5)/k) = (1 - (s - 0.5)/k) + x/k ; right: (1 + (s + 0.5)/k) - x/k
-        s = sample[j]
-        cuts[j] = (start, split, stop)
-        coef[j] = ((1 - (s - 0.5) / k) / total, 1 / k / total, (1 + (s - 0.5) / k) / total, -1 / k / total)
+    sample32, first, w, factor = _spans(in_size, out_size)
+    k = float(max(np.float32(1.0) / (np.float32(out_size) / np.float32(in_size)), np.float32(1.0)))
+    s = sample32.astype(np.float64)
+    nonzero = w != 0
+    has = nonzero.any(axis=1)
+    start = np.where(has, first + nonzero.argmax(axis=1), 0)
+    stop = np.where(has, first + w.shape[1] - nonzero[:, ::-1].argmax(axis=1), 0)
+    # TF's weights are the triangle times its float32 normalization factor (1 / the float32 sum of
+    # the triangle): use that factor, so the exact-sum path rounds like the reference does.
+    scale = factor.astype(np.float64)
+    split = np.clip(np.ceil(s - 0.5), start, stop).astype(np.int64)
+    # left of s_j: (1 - (s - x - 0.5)/k) = (1 - (s - 0.5)/k) + x/k ; right: (1 + (s + 0.5)/k) - x/k
+    cuts = np.stack([start, split, stop], axis=1).astype(np.int64)
+    coef = np.stack([(1 - (s - 0.5) / k) * scale, scale / k, (1 + (s - 0.5) / k) * scale, -scale / k], axis=1)
     return cuts, coef
 
 
@@ -164,21 +178,68 @@ def resize_binary(mask: npt.ArrayLike, height: int, width: int) -> npt.NDArray[n
 
     Prefix sums along each row come from the bit-packed mask (exact integers, on 8-pixel bytes);
     they are reduced over rows with the cached row weights, then combined at the column cut points.
+    The row loop runs compiled (numba) when the ``fast`` extra is installed, else in NumPy; both
+    give the same float64 sums up to summation order.
     """
     m = np.asarray(mask, dtype=bool)
     if m.ndim != 2 or m.size == 0:
         raise ValueError(f"mask must be a non-empty 2-D array, got shape {m.shape}")
     h, w = m.shape
     points, index, coef_x = _column_plan(w, width)
-    s0, s1 = _binary_prefix_sums(m, points)  # (h, P) each
-    # Everything is linear: reduce the rows first (dense (height, h) weights on the small (h, 2P)
-    # prefix-sum matrix, one matmul), then combine the column cut points of the (height, 2P) result.
-    reduced = _row_weights64(h, height) @ np.concatenate([s0, s1], axis=1)
-    out = _apply_plan(reduced[:, : len(points)], reduced[:, len(points) :], index, coef_x)
+    kernel = _numba_kernel()
+    if kernel is None:
+        reduced = _row_reduce_numpy(m, points, h, height)
+        n = len(points)
+        out = _apply_plan(reduced[:, :n], reduced[:, n:], index, coef_x)
+    else:
+        wy, ystart, ystop = _row_plan(h, height)  # compact: wy[i, r - ystart[i]]
+        packed = np.packbits(m, axis=1)
+        out = kernel(packed, points, index, coef_x, wy, ystart, ystop, _POP, _POS, _HEAD_POP64, _HEAD_POS64)
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-@lru_cache(maxsize=4096)
+def _row_reduce_numpy(
+    m: npt.NDArray[np.bool_], points: npt.NDArray[np.int64], h: int, height: int
+) -> npt.NDArray[np.float64]:
+    """``Wy @ [S0 | S1]`` in NumPy: ``(height, 2P)`` float64."""
+    s0, s1 = _binary_prefix_sums(m, points)  # (h, P) each
+    # Everything is linear: reduce the rows first (dense (height, h) weights on the small (h, 2P)
+    # prefix-sum matrix, one matmul), then the caller combines the column cut points.
+    return np.asarray(_row_weights64(h, height) @ np.concatenate([s0, s1], axis=1))
+
+
+_HEAD_POP64 = _HEAD_POP.astype(np.int64)
+_HEAD_POS64 = _HEAD_POS.astype(np.int64)
+_NUMBA: list[Callable[..., npt.NDArray[np.float64]] | None] = []
+
+
+def _numba_kernel() -> Callable[..., npt.NDArray[np.float64]] | None:
+    """The compiled resize loop, or None without numba (or with ``PALIGEMMA_SEGCODEC_NUMBA=0``)."""
+    if not _NUMBA:
+        kernel: Callable[..., npt.NDArray[np.float64]] | None = None
+        if os.environ.get("PALIGEMMA_SEGCODEC_NUMBA", "1") != "0":
+            try:
+                from paligemma_segcodec import _resize_numba
+            except ImportError:
+                pass
+            else:
+                kernel = _resize_numba.resize_packed
+        _NUMBA.append(kernel)
+    return _NUMBA[0]
+
+
+@lru_cache(maxsize=256)
+def _row_plan(
+    in_size: int, out_size: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Compact row weights for the compiled loop: output row ``i`` takes input rows
+    ``start[i]:stop[i]`` with weights ``w[i, :stop[i] - start[i]]`` (float64; both bounds non-decreasing)."""
+    _, start, w, _ = _spans(in_size, out_size)
+    stop = np.minimum(start + w.shape[1], in_size)
+    return w.astype(np.float64), start.copy(), stop
+
+
+@lru_cache(maxsize=256)
 def _column_plan(
     in_size: int, out_size: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
@@ -188,6 +249,6 @@ def _column_plan(
     return points, np.searchsorted(points, cuts).astype(np.int64), coef
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=256)
 def _row_weights64(in_size: int, out_size: int) -> npt.NDArray[np.float64]:
     return _resize_weights_cached(in_size, out_size).astype(np.float64)

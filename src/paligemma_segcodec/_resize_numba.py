@@ -1,0 +1,96 @@
+"""The compiled row loop of `resize.resize_binary` (numba; installed by the ``fast`` extra).
+
+Same arithmetic as the NumPy path in `resize`, fused into one pass over the bit-packed rows:
+for each row, the integer prefix sums S0 (set pixels) and S1 (their column positions) at the
+column cut points, from per-byte popcount / position-sum tables; then the row is added, with its
+float64 row weights, into the (at most a few) output rows whose span covers it. Only this module
+imports numba; `resize` falls back to NumPy when it is missing.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+
+@numba.njit(cache=True, nogil=True)
+def resize_packed(
+    packed: npt.NDArray[np.uint8],
+    points: npt.NDArray[np.int64],
+    index: npt.NDArray[np.int64],
+    coef: npt.NDArray[np.float64],
+    wy: npt.NDArray[np.float64],
+    ystart: npt.NDArray[np.int64],
+    ystop: npt.NDArray[np.int64],
+    pop: npt.NDArray[np.int64],
+    pos: npt.NDArray[np.int64],
+    head_pop: npt.NDArray[np.int64],
+    head_pos: npt.NDArray[np.int64],
+) -> npt.NDArray[np.float64]:  # pragma: no cover - compiled; checked against the NumPy path in tests
+    """The resized mask, float64 ``(out_h, out_w)``, from its packed ``(h, nb)`` rows.
+
+    ``Wy @ [S0 | S1]`` at the sorted column cut ``points`` ``(P,)``, then each output column ``k``
+    combines cut points ``index[k]`` (span start, split, span end) with ``coef[k]`` (see
+    ``resize._linear_plan``).
+    Output row ``i`` takes input rows ``ystart[i]:ystop[i]`` (both non-decreasing in ``i``) with
+    weights ``wy[i, r - ystart[i]]`` (``wy`` ``(out_h, span)``). ``pop``/``pos``: popcount and
+    MSB-first position sum per byte; ``head_pop``/``head_pos`` ``[byte * 8 + r]``: the same for the
+    first ``r`` bits.
+    """
+    h, nb = packed.shape
+    n_points = points.shape[0]
+    out_h = wy.shape[0]
+    out = np.zeros((out_h, 2 * n_points))
+    sums = np.zeros(2 * n_points)
+    cum0 = np.zeros(nb + 1, np.int64)
+    cum1 = np.zeros(nb + 1, np.int64)
+    first = 0
+    for r in range(h):
+        row = packed[r]
+        a0 = 0
+        a1 = 0
+        for k in range(nb):
+            b = row[k]
+            c = pop[b]
+            a0 += c
+            a1 += 8 * k * c + pos[b]
+            cum0[k + 1] = a0
+            cum1[k + 1] = a1
+        for j in range(n_points):
+            p = points[j]
+            byte = p >> 3
+            rem = p & 7
+            v0 = cum0[byte]
+            v1 = cum1[byte]
+            if rem:
+                f = np.int64(row[byte]) * 8 + rem
+                hp = head_pop[f]
+                v0 += hp
+                v1 += head_pos[f] + 8 * byte * hp
+            sums[j] = v0
+            sums[n_points + j] = v1
+        while first < out_h and ystop[first] <= r:
+            first += 1
+        i = first
+        while i < out_h and ystart[i] <= r:
+            if r >= ystop[i]:
+                i += 1
+                continue
+            weight = wy[i, r - ystart[i]]
+            if weight != 0.0:
+                for k in range(2 * n_points):
+                    out[i, k] += weight * sums[k]
+            i += 1
+    result = np.empty((out_h, index.shape[0]))
+    for i in range(out_h):
+        for k in range(index.shape[0]):
+            a = index[k, 0]
+            m = index[k, 1]
+            e = index[k, 2]
+            left0 = out[i, m] - out[i, a]
+            left1 = out[i, n_points + m] - out[i, n_points + a]
+            right0 = out[i, e] - out[i, m]
+            right1 = out[i, n_points + e] - out[i, n_points + m]
+            result[i, k] = coef[k, 0] * left0 + coef[k, 1] * left1 + coef[k, 2] * right0 + coef[k, 3] * right1
+    return result
