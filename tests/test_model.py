@@ -12,7 +12,7 @@ import pytest
 
 from paligemma_segcodec.checkpoint import ConvWeights, read_checkpoint
 from paligemma_segcodec.codec import Codec
-from paligemma_segcodec.model import SubpixelConvTranspose, _subpixel_kernel
+from paligemma_segcodec.model import SubpixelConvTranspose, _subpixel_kernel, strided_conv_s2d
 
 GOLDEN_CKPT = Path(__file__).parent / "data" / "golden" / "checkpoint.npz"
 
@@ -98,3 +98,23 @@ def test_subpixel_equals_transposed_conv(k: int) -> None:
     got = SubpixelConvTranspose(cout, k).apply({"params": params}, x)
     assert got.shape == (2, 2 * n, 2 * n, cout)
     np.testing.assert_allclose(np.asarray(got), np.asarray(ref), atol=1e-4)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 6])
+@pytest.mark.parametrize("size", [(8, 8), (7, 10)])
+def test_space_to_depth_conv_equals_strided_conv(k: int, size: tuple[int, int]) -> None:
+    """The encoder's first layer (1 input channel) runs as space-to-depth + VALID conv: same as TF 'SAME'."""
+    rng = np.random.default_rng(k)
+    for cin in (1, 3):
+        x = rng.normal(size=(2, *size, cin)).astype(np.float32)
+        w = rng.normal(size=(k, k, cin, 5)).astype(np.float32)
+        b = rng.normal(size=(5,)).astype(np.float32)
+        ref = jax.lax.conv_general_dilated(
+            x, w, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=jax.lax.Precision.HIGHEST
+        )
+        got = strided_conv_s2d(jnp.asarray(x), jnp.asarray(w), jnp.asarray(b))
+        assert got.shape == ref.shape
+        np.testing.assert_allclose(np.asarray(got), np.asarray(ref) + b, atol=1e-4)
+        if size[0] == size[1]:  # and against the plain NumPy TF-'SAME' conv (square inputs)
+            y = np.stack([_np_conv_same(xi.astype(np.float64), w.transpose(3, 2, 0, 1), b, 2) for xi in x])
+            np.testing.assert_allclose(np.asarray(got), y, atol=1e-4)
