@@ -32,6 +32,9 @@ __all__ = [
 ]
 
 
+_FIRST_CHUNK = 64  # before the default codec is loaded
+
+
 def default_codec() -> Codec:
     """The shared codec used when ``codec=None`` (loaded once, see `load_codec`)."""
     return load_codec()
@@ -179,16 +182,18 @@ def encode_masks(
     if labels is not None and len(labels) != n:
         raise ValueError(f"got {n} masks but {len(labels)} labels")
     # Host work (crop + resize) of chunk k+1 overlaps the device's encoding of chunk k.
-    chunk = codec.max_batch if codec is not None else 256
     locs: list[tuple[int, int, int, int]] = []
     waits = []
-    for start in range(0, n, chunk):
+    start = 0
+    while start < n:
+        stop = min(n, start + (codec.host_chunk if codec is not None else _FIRST_CHUNK))
         prepared = [
             prepare_mask(masks[i], None if boxes is None else boxes[i], where=f"mask {i}" if n > 1 else "mask")
-            for i in range(start, min(n, start + chunk))
+            for i in range(start, stop)
         ]
-        codec = codec or default_codec()
+        codec = codec or default_codec()  # loaded after the first chunk validated
         waits.append(codec.encode_indices_async(np.stack([p.mask64 for p in prepared])))
+        start = stop
         locs += [p.loc for p in prepared]
     indices = [row for wait in waits for row in wait()]
     return [

@@ -30,6 +30,10 @@ MASK_SIZE = 64
 
 _MIN_BUCKET = 8
 _CPU_DECODE_CHUNK = 32  # measured best decoder batch on a 2-core CPU (benchmarks/)
+# encode_masks sends chunks of this many masks so that the host's crop + resize of the next chunk
+# overlaps the device's encoding of this one. On a CPU, 64 costs the encoder little against 256.
+_HOST_CHUNK = {"cpu": 64}
+_HOST_CHUNK_DEFAULT = 1024
 _RANGE_SLACK = 1e-3  # float rounding in the resize can overshoot [0, 1] by a few ulps; not clipped, as the reference
 
 
@@ -46,6 +50,7 @@ class Codec:
       config: layer shapes read from the checkpoint.
       source: the file the weights came from.
       max_batch: largest batch sent to the device in one call.
+      host_chunk: how many masks `encode_masks` prepares on the host per device call (its pipeline step).
     """
 
     def __init__(self, checkpoint: Checkpoint, *, max_batch: int | None = None) -> None:
@@ -57,6 +62,7 @@ class Codec:
             raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
         self._params: Params = jax.device_put(params)
         self._decode_chunk = _CPU_DECODE_CHUNK if jax.default_backend() == "cpu" else 0
+        self.host_chunk = min(self.max_batch, _HOST_CHUNK.get(jax.default_backend(), _HOST_CHUNK_DEFAULT))
         self._traces = 0
         self._lock = threading.Lock()
         encoder, decoder = Encoder(self.config), Decoder(self.config)
