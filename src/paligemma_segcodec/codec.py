@@ -92,8 +92,13 @@ class Codec:
         return traced
 
     def _encode_impl(self, encoder: Encoder, params: Params, masks: jax.Array) -> jax.Array:
+        """``[B, 64, 64, 1]`` → int32 ``[B, 17]``: 16 indices, then 1 where that input had a value
+        outside [0, 1] or a NaN/inf (checked here, on the device, instead of in extra NumPy passes)."""
         z: jax.Array = encoder.apply({"params": params["encoder"]}, masks)  # type: ignore[assignment]
-        return quantize(z.reshape(z.shape[0], -1, z.shape[-1]), params["codebook"])
+        indices = quantize(z.reshape(z.shape[0], -1, z.shape[-1]), params["codebook"])
+        flat = masks.reshape(masks.shape[0], -1)
+        ok = jnp.all(jnp.isfinite(flat) & (flat >= -_RANGE_SLACK) & (flat <= 1 + _RANGE_SLACK), axis=1)
+        return jnp.concatenate([indices, (~ok).astype(jnp.int32)[:, None]], axis=1)
 
     def _decode_impl(self, decoder: Decoder, params: Params, indices: jax.Array) -> jax.Array:
         n, chunk = indices.shape[0], self._decode_chunk
@@ -156,7 +161,11 @@ class Codec:
         return self.encode_indices_async(masks64, jit=jit)()
 
     def encode_indices_async(self, masks64: npt.ArrayLike, *, jit: bool = True) -> Callable[[], npt.NDArray[np.int32]]:
-        """Like `encode_indices`, but returns at once: call the result to wait for the indices."""
+        """Like `encode_indices`, but returns at once: call the result to wait for the indices.
+
+        Shape and dtype errors are raised here; NaN/inf or values outside [0, 1] (checked on the
+        device, with the encoding) when the result is called.
+        """
         x = np.asarray(masks64)
         if x.dtype == np.bool_:
             x = x.astype(np.float32)
@@ -167,13 +176,16 @@ class Codec:
         if x.ndim != 3 or x.shape[1:] != (MASK_SIZE, MASK_SIZE):
             raise ValueError(f"masks64 must have shape [N, 64, 64] or [N, 64, 64, 1], got {np.shape(masks64)}")
         x = x.astype(np.float32, copy=False)
-        if x.size and not np.all(np.isfinite(x)):
-            bad = np.argwhere(~np.isfinite(x))[0]
-            raise ValueError(f"masks64 contains NaN or inf (first at index {tuple(int(i) for i in bad)})")
-        if x.size and (x.min() < -_RANGE_SLACK or x.max() > 1 + _RANGE_SLACK):
-            raise ValueError(f"masks64 values must be in [0, 1], got range [{x.min()}, {x.max()}]")
         fn = self._encode_jit if jit else self._encode_eager
-        return self._dispatch(fn, x[..., None], (16,), np.int32)
+        wait = self._dispatch(fn, x[..., None], (17,), np.int32)
+
+        def result() -> npt.NDArray[np.int32]:
+            out = wait()
+            if out[:, 16].any():
+                _raise_bad_values(x)
+            return np.ascontiguousarray(out[:, :16])
+
+        return result
 
     def decode_indices(self, indices: npt.ArrayLike, *, jit: bool = True) -> npt.NDArray[np.float32]:
         """Codebook indices → the decoder's raw 64×64 output.
@@ -201,6 +213,14 @@ class Codec:
             )
         fn = self._decode_jit if jit else self._decode_eager
         return self._dispatch(fn, idx.astype(np.int32), (MASK_SIZE, MASK_SIZE), np.float32)()
+
+
+def _raise_bad_values(x: npt.NDArray[np.float32]) -> None:
+    """The error for masks64 with NaN/inf or values outside [0, 1] (the device flagged some row)."""
+    if not np.all(np.isfinite(x)):
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise ValueError(f"masks64 contains NaN or inf (first at index {tuple(int(i) for i in bad)})")
+    raise ValueError(f"masks64 values must be in [0, 1], got range [{x.min()}, {x.max()}]")
 
 
 _CACHE: dict[tuple[str, int, int, int | None], Codec] = {}
