@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from paligemma_segcodec import model
@@ -50,6 +51,37 @@ def rate(fn: Callable[[], Any], n: int, seconds: float = 1.5) -> dict[str, float
     return {"masks_per_s": n * reps / (time.perf_counter() - t0), "first_call_s": first, "repeats": reps}
 
 
+def conv_transpose_decoder(ckpt: Any) -> Callable[[jax.Array], jax.Array]:
+    """The decoder with XLA's own transposed conv (cuDNN on a GPU) instead of the sub-pixel form, for comparison."""
+    hi = jax.lax.Precision.HIGHEST
+    dn = ("NHWC", "HWIO", "NHWC")
+
+    def conv(x: jax.Array, c: Any) -> jax.Array:
+        w = jnp.asarray(c.weight.transpose(2, 3, 1, 0))
+        if c.transposed:
+            y = jax.lax.conv_transpose(x, w, (2, 2), "SAME", dimension_numbers=dn, transpose_kernel=True, precision=hi)
+        else:
+            y = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn, precision=hi)
+        return y + jnp.asarray(c.bias)
+
+    codebook = jnp.asarray(ckpt.codebook)
+
+    def decode(indices: jax.Array) -> jax.Array:
+        x = codebook[indices].reshape(indices.shape[0], 4, 4, -1)
+        layers = ckpt.decoder
+        x = jax.nn.relu(conv(x, layers[0][0]))
+        for layer in layers[1:-1]:
+            if len(layer) == 3:
+                h = jax.nn.relu(conv(x, layer[0]))
+                h = jax.nn.relu(conv(h, layer[1]))
+                x = x + conv(h, layer[2])
+            else:
+                x = jax.nn.relu(conv(x, layer[0]))
+        return conv(x, layers[-1][0])[..., 0]
+
+    return jax.jit(decode)
+
+
 def realistic_inputs(masks: list[np.ndarray], n: int) -> np.ndarray:
     """``n`` 64x64 encoder inputs: the resized crops of real / synthetic masks, cycled."""
     x = np.stack([prepare_mask(m).mask64 for m in masks])
@@ -64,9 +96,13 @@ def main() -> None:
     ap.add_argument("--decode-batches", default="4096,16384")
     ap.add_argument("--parity", type=int, default=4096, help="64x64 inputs compared GPU vs CPU per checkpoint")
     ap.add_argument("--out", help="also write the JSON here (after every stage)")
+    ap.add_argument("--precision-variants", action="store_true", help="also time TF32 / bf16x3 (not the product)")
     args = ap.parse_args()
 
     result: dict[str, Any] = {"machine": machine_info(), "devices": [str(d) for d in jax.devices()]}
+    from paligemma_segcodec.resize import _numba_kernel
+
+    result["numba_resize"] = _numba_kernel() is not None
 
     def stage(name: str, fn: Callable[[], Any]) -> None:
         t0 = time.perf_counter()
@@ -132,6 +168,34 @@ def main() -> None:
     stage("encode_indices_device_resident", lambda: encode_rates(gpu))
     stage("decode_indices_device_resident", decode_rates)
 
+    def encode_other_first_conv() -> dict[str, Any]:
+        # The first layer the other way (space-to-depth on a CPU backend, plain strided conv else).
+        other = jax.default_backend() != "cpu"
+        enc = model.Encoder(gpu.config, space_to_depth=other)
+
+        def fn(p: Any, m: jax.Array) -> jax.Array:
+            z = enc.apply({"params": p["encoder"]}, m)
+            return model.quantize(z.reshape(z.shape[0], -1, z.shape[-1]), p["codebook"])  # type: ignore[union-attr]
+
+        jitted = jax.jit(fn)
+        x = realistic_inputs(masks, args.parity)
+        mism = int((np.asarray(jitted(params, jnp.asarray(x[..., None]))) != gpu.encode_indices(x)).sum())
+        b = enc_batches[-1]
+        xd = jax.device_put(realistic_inputs(masks, b)[..., None])
+        r = rate(lambda: jitted(params, xd), b)
+        return {"space_to_depth": other, "token_mismatches_vs_library": mism, str(b): r}
+
+    stage("encode_variant_other_first_conv", encode_other_first_conv)
+
+    def decode_conv_transpose() -> dict[str, Any]:
+        fn = conv_transpose_decoder(ckpt)
+        b = dec_batches[-1]
+        idx = jax.device_put(np.asarray(gpu.encode_indices(realistic_inputs(masks, b))))
+        diff = float(jnp.abs(fn(idx) - gpu._decode_jit(params, idx)).max())
+        return {"max_abs_diff_vs_library": diff, str(b): rate(lambda: fn(idx), b)}
+
+    stage("decode_variant_conv_transpose", decode_conv_transpose)
+
     def host_to_host() -> dict[str, Any]:
         b = 16384
         x = realistic_inputs(masks, b)
@@ -168,8 +232,9 @@ def main() -> None:
         finally:
             model.HIGHEST = saved
 
-    stage("encode_precision_default_tf32", lambda: lower_precision(jax.lax.Precision.DEFAULT))
-    stage("encode_precision_high_bf16x3", lambda: lower_precision(jax.lax.Precision.HIGH))
+    if args.precision_variants:
+        stage("encode_precision_default_tf32", lambda: lower_precision(jax.lax.Precision.DEFAULT))
+        stage("encode_precision_high_bf16x3", lambda: lower_precision(jax.lax.Precision.HIGH))
 
     print(json.dumps(result, indent=2))
 

@@ -118,3 +118,17 @@ def test_space_to_depth_conv_equals_strided_conv(k: int, size: tuple[int, int]) 
         if size[0] == size[1]:  # and against the plain NumPy TF-'SAME' conv (square inputs)
             y = np.stack([_np_conv_same(xi.astype(np.float64), w.transpose(3, 2, 0, 1), b, 2) for xi in x])
             np.testing.assert_allclose(np.asarray(got), y, atol=1e-4)
+
+
+def test_encoder_first_layer_forms_agree() -> None:
+    """Space-to-depth (CPU default) and plain strided first conv: same latents, same tokens."""
+    from paligemma_segcodec.model import Encoder, quantize
+
+    codec = Codec(read_checkpoint(GOLDEN_CKPT))
+    x = jnp.asarray((np.random.default_rng(0).random((8, 64, 64, 1)) > 0.5).astype(np.float32))
+    p = codec._params
+    encoders = [Encoder(codec.config, space_to_depth=s2d) for s2d in (True, False)]
+    z = [np.asarray(enc.apply({"params": p["encoder"]}, x)) for enc in encoders]
+    np.testing.assert_allclose(z[0], z[1], atol=1e-5)
+    tokens = [np.asarray(quantize(jnp.asarray(zi).reshape(8, 16, -1), p["codebook"])) for zi in z]
+    np.testing.assert_array_equal(tokens[0], tokens[1])

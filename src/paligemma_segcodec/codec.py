@@ -65,7 +65,8 @@ class Codec:
         self.host_chunk = min(self.max_batch, _HOST_CHUNK.get(jax.default_backend(), _HOST_CHUNK_DEFAULT))
         self._traces = 0
         self._lock = threading.Lock()
-        encoder, decoder = Encoder(self.config), Decoder(self.config)
+        encoder = Encoder(self.config, space_to_depth=jax.default_backend() == "cpu")
+        decoder = Decoder(self.config)
         self._encode_eager = partial(self._encode_impl, encoder)
         self._decode_eager = partial(self._decode_impl, decoder)
         self._encode_jit = jax.jit(self._counted(self._encode_eager))

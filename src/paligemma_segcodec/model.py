@@ -286,16 +286,24 @@ class SpaceToDepthConv(nn.Module):
 
 
 class Encoder(nn.Module):
-    """float ``[B, 64, 64, 1]`` in [0, 1] → float32 ``[B, 4, 4, D]`` (before quantization)."""
+    """float ``[B, 64, 64, 1]`` in [0, 1] → float32 ``[B, 4, 4, D]`` (before quantization).
+
+    ``space_to_depth``: run the first layer (1 input channel) as `SpaceToDepthConv` (faster on XLA's
+    CPU backend; a plain strided conv is as fast on a GPU). Same parameters and sums either way.
+    """
 
     config: ModelConfig
+    space_to_depth: bool = True
 
     @nn.compact
     def __call__(self, masks: jax.Array) -> jax.Array:
         x = 2.0 * masks - 1.0
         for i, spec in enumerate(self.config.enc_down):
             name = f"down_{i}"
-            conv = SpaceToDepthConv(*spec, name=name) if x.shape[-1] == 1 else _conv(spec, name, strides=2)
+            if self.space_to_depth and x.shape[-1] == 1:
+                conv: nn.Module = SpaceToDepthConv(*spec, name=name)
+            else:
+                conv = _conv(spec, name, strides=2)
             x = nn.relu(conv(x))
         for i, block in enumerate(self.config.enc_res):
             x = ResBlock(block, name=f"res_{i}")(x)
