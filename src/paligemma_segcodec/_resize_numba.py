@@ -15,6 +15,45 @@ import numpy.typing as npt
 
 
 @numba.njit(cache=True, nogil=True)
+def _row_sums(
+    row: npt.NDArray[np.uint8],
+    nb: int,
+    points: npt.NDArray[np.int64],
+    n_points: int,
+    pop: npt.NDArray[np.int64],
+    pos: npt.NDArray[np.int64],
+    head_pop: npt.NDArray[np.int64],
+    head_pos: npt.NDArray[np.int64],
+    cum0: npt.NDArray[np.int64],
+    cum1: npt.NDArray[np.int64],
+    sums: npt.NDArray[np.float64],
+) -> None:  # pragma: no cover - compiled
+    """S0 and S1 of one packed row at the cut points, into ``sums`` (``[S0 | S1]``)."""
+    a0 = 0
+    a1 = 0
+    for k in range(nb):
+        b = row[k]
+        c = pop[b]
+        a0 += c
+        a1 += 8 * k * c + pos[b]
+        cum0[k + 1] = a0
+        cum1[k + 1] = a1
+    for j in range(n_points):
+        p = points[j]
+        byte = p >> 3
+        rem = p & 7
+        v0 = cum0[byte]
+        v1 = cum1[byte]
+        if rem:
+            f = np.int64(row[byte]) * 8 + rem
+            hp = head_pop[f]
+            v0 += hp
+            v1 += head_pos[f] + 8 * byte * hp
+        sums[j] = v0
+        sums[n_points + j] = v1
+
+
+@numba.njit(cache=True, nogil=True)
 def resize_packed(
     packed: npt.NDArray[np.uint8],
     points: npt.NDArray[np.int64],
@@ -48,28 +87,15 @@ def resize_packed(
     first = 0
     for r in range(h):
         row = packed[r]
-        a0 = 0
-        a1 = 0
-        for k in range(nb):
-            b = row[k]
-            c = pop[b]
-            a0 += c
-            a1 += 8 * k * c + pos[b]
-            cum0[k + 1] = a0
-            cum1[k + 1] = a1
-        for j in range(n_points):
-            p = points[j]
-            byte = p >> 3
-            rem = p & 7
-            v0 = cum0[byte]
-            v1 = cum1[byte]
-            if rem:
-                f = np.int64(row[byte]) * 8 + rem
-                hp = head_pop[f]
-                v0 += hp
-                v1 += head_pos[f] + 8 * byte * hp
-            sums[j] = v0
-            sums[n_points + j] = v1
+        same = r > 0
+        if same:  # masks repeat rows often (a fifth of the water masks' rows): reuse the sums
+            prev = packed[r - 1]
+            for k in range(nb):
+                if row[k] != prev[k]:
+                    same = False
+                    break
+        if not same:
+            _row_sums(row, nb, points, n_points, pop, pos, head_pop, head_pos, cum0, cum1, sums)
         while first < out_h and ystop[first] <= r:
             first += 1
         i = first
