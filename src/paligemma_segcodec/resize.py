@@ -98,12 +98,13 @@ def resize(image: npt.ArrayLike, height: int, width: int) -> npt.NDArray[np.floa
 # --- Fast path for binary masks -------------------------------------------------------------------
 #
 # Along one axis, output j of the triangle-kernel resize is sum_x w_j(x) m(x) over its span, where
-# w_j(x) = (1 - |x + 0.5 - s_j| / k) / total_j is linear in x on each side of the sample point s_j.
-# So output j needs only the prefix sums S0(X) = sum_{x<X} m(x) and S1(X) = sum_{x<X} x m(x) at
-# three cut points per output (span start, first x right of s_j, span end). For a binary mask both
-# sums are integers: computed on 8-pixel bytes (np.packbits) with per-byte lookup tables, they cost
-# a fraction of a pass over the mask, and are exact. The second axis then runs the same way on the
-# small (rows x 64) float intermediate with float64 prefix sums.
+# w_j(x) = (1 - |x + 0.5 - s_j| / k) * f_j (f_j: TF's float32 normalization factor) is linear in x
+# on each side of the sample point s_j. So output j needs only the prefix sums
+# S0(X) = sum_{x<X} m(x) and S1(X) = sum_{x<X} x m(x) at three cut points (span start, first x right
+# of s_j, span end). For a binary mask both sums are exact integers, computed on 8-pixel bytes
+# (np.packbits) with per-byte lookup tables: a fraction of a pass over the mask. Everything is
+# linear, so the rows are reduced first (each row, with its row weights, into the few output rows
+# whose span covers it), and the column cut points are combined last, on the (64, 2P) result.
 
 _POP = np.array([bin(b).count("1") for b in range(256)], dtype=np.int64)
 # bit t (MSB first, as np.packbits) of byte b sits at pixel 8k + t: position sum within the byte
@@ -130,7 +131,7 @@ def _linear_plan(in_size: int, out_size: int) -> tuple[npt.NDArray[np.int64], np
     # the triangle): use that factor, so the exact-sum path rounds like the reference does.
     scale = factor.astype(np.float64)
     split = np.clip(np.ceil(s - 0.5), start, stop).astype(np.int64)
-    # left of s_j: (1 - (s - x - 0.5)/k) = (1 - (s - 0.5)/k) + x/k ; right: (1 + (s + 0.5)/k) - x/k
+    # left of s_j: 1 - (s - x - 0.5)/k = (1 - (s - 0.5)/k) + x/k ; right: 1 - (x + 0.5 - s)/k = (1 + (s - 0.5)/k) - x/k
     cuts = np.stack([start, split, stop], axis=1).astype(np.int64)
     coef = np.stack([(1 - (s - 0.5) / k) * scale, scale / k, (1 + (s - 0.5) / k) * scale, -scale / k], axis=1)
     return cuts, coef
