@@ -20,7 +20,7 @@ Every array in `params_from_checkpoint` is computed from the PyTorch layout in o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax
@@ -311,15 +311,25 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """float32 codebook vectors ``[B, 4, 4, D]`` → raw float32 ``[B, 64, 64, 1]`` (mask = output > 0)."""
+    """float32 codebook vectors ``[B, 4, 4, D]`` → raw float32 ``[B, 64, 64, 1]`` (mask = output > 0).
+
+    ``part`` runs a piece of it with the same parameters: ``"trunk"`` (the input conv and the
+    residual blocks, → ``[B, 4, 4, C]``) or ``"head"`` (the upsampling convs and the output conv,
+    from the trunk's output), so a caller can run the two at different batch sizes.
+    """
 
     config: ModelConfig
+    part: Literal["all", "trunk", "head"] = "all"
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
-        x = nn.relu(_conv(self.config.dec_in, "in")(z))
-        for i, block in enumerate(self.config.dec_res):
-            x = ResBlock(block, name=f"res_{i}")(x)
+        x = z
+        if self.part != "head":
+            x = nn.relu(_conv(self.config.dec_in, "in")(x))
+            for i, block in enumerate(self.config.dec_res):
+                x = ResBlock(block, name=f"res_{i}")(x)
+            if self.part == "trunk":
+                return x
         for i, (features, k) in enumerate(self.config.dec_up):
             x = nn.relu(SubpixelConvTranspose(features, k, name=f"up_{i}")(x))
         return _conv(self.config.dec_out, "out")(x)
