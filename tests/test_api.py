@@ -29,6 +29,17 @@ def test_encode_masks_equals_encode_mask(codec, ms: list[np.ndarray]) -> None:  
     assert batch == single
 
 
+def test_encode_masks_across_pipeline_chunks(codec) -> None:  # type: ignore[no-untyped-def]
+    """More masks than one host chunk: several overlapped device calls, same strings, same order."""
+    rng = np.random.default_rng(7)
+    ms = [rng.random((int(rng.integers(5, 90)), int(rng.integers(5, 90)))) > 0.5 for _ in range(codec.host_chunk + 9)]
+    ms = [m if m.any() else np.ones_like(m) for m in ms]
+    batch = encode_masks(ms, codec=codec)
+    assert len(batch) == len(ms)
+    for i in (0, codec.host_chunk - 1, codec.host_chunk, len(ms) - 1):
+        assert batch[i] == encode_mask(ms[i], codec=codec)
+
+
 def test_mask_dtypes_agree(codec) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(0)
     m = rng.random((50, 70)) > 0.6
