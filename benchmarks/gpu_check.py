@@ -30,7 +30,7 @@ import numpy as np
 
 from paligemma_segcodec import model
 from paligemma_segcodec.api import encode_masks, prepare_mask
-from paligemma_segcodec.bench import load_masks, machine_info, synthetic_masks
+from paligemma_segcodec.bench import jit_encoder, load_masks, machine_info, synthetic_masks
 from paligemma_segcodec.checkpoint import read_checkpoint
 from paligemma_segcodec.codec import Codec
 
@@ -171,19 +171,12 @@ def main() -> None:
     def encode_other_first_conv() -> dict[str, Any]:
         # The first layer the other way (space-to-depth on a CPU backend, plain strided conv else).
         other = jax.default_backend() != "cpu"
-        enc = model.Encoder(gpu.config, space_to_depth=other)
-
-        def fn(p: Any, m: jax.Array) -> jax.Array:
-            z = enc.apply({"params": p["encoder"]}, m)
-            return model.quantize(z.reshape(z.shape[0], -1, z.shape[-1]), p["codebook"])  # type: ignore[union-attr]
-
-        jitted = jax.jit(fn)
+        fn = jit_encoder(gpu, space_to_depth=other)
         x = realistic_inputs(masks, args.parity)
-        mism = int((np.asarray(jitted(params, jnp.asarray(x[..., None]))) != gpu.encode_indices(x)).sum())
+        mism = int((np.asarray(fn(jnp.asarray(x[..., None]))) != gpu.encode_indices(x)).sum())
         b = enc_batches[-1]
         xd = jax.device_put(realistic_inputs(masks, b)[..., None])
-        r = rate(lambda: jitted(params, xd), b)
-        return {"space_to_depth": other, "token_mismatches_vs_library": mism, str(b): r}
+        return {"space_to_depth": other, "token_mismatches_vs_library": mism, str(b): rate(lambda: fn(xd), b)}
 
     stage("encode_variant_other_first_conv", encode_other_first_conv)
 

@@ -13,6 +13,9 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+# The per-byte tables of `resize` (MSB first, as np.packbits): numba freezes them into the code.
+from paligemma_segcodec.resize import _HEAD_POP, _HEAD_POS, _POP, _POS
+
 
 @numba.njit(cache=True, nogil=True)
 def _row_sums(
@@ -20,10 +23,6 @@ def _row_sums(
     nb: int,
     points: npt.NDArray[np.int64],
     n_points: int,
-    pop: npt.NDArray[np.int64],
-    pos: npt.NDArray[np.int64],
-    head_pop: npt.NDArray[np.int64],
-    head_pos: npt.NDArray[np.int64],
     cum0: npt.NDArray[np.int64],
     cum1: npt.NDArray[np.int64],
     sums: npt.NDArray[np.float64],
@@ -33,9 +32,9 @@ def _row_sums(
     a1 = 0
     for k in range(nb):
         b = row[k]
-        c = pop[b]
+        c = _POP[b]
         a0 += c
-        a1 += 8 * k * c + pos[b]
+        a1 += 8 * k * c + _POS[b]
         cum0[k + 1] = a0
         cum1[k + 1] = a1
     for j in range(n_points):
@@ -46,9 +45,9 @@ def _row_sums(
         v1 = cum1[byte]
         if rem:
             f = np.int64(row[byte]) * 8 + rem
-            hp = head_pop[f]
+            hp = _HEAD_POP[f]
             v0 += hp
-            v1 += head_pos[f] + 8 * byte * hp
+            v1 += _HEAD_POS[f] + 8 * byte * hp
         sums[j] = v0
         sums[n_points + j] = v1
 
@@ -62,10 +61,6 @@ def resize_packed(
     wy: npt.NDArray[np.float64],
     ystart: npt.NDArray[np.int64],
     ystop: npt.NDArray[np.int64],
-    pop: npt.NDArray[np.int64],
-    pos: npt.NDArray[np.int64],
-    head_pop: npt.NDArray[np.int64],
-    head_pos: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.float64]:  # pragma: no cover - compiled; checked against the NumPy path in tests
     """The resized mask, float64 ``(out_h, out_w)``, from its packed ``(h, nb)`` rows.
 
@@ -73,9 +68,7 @@ def resize_packed(
     combines cut points ``index[k]`` (span start, split, span end) with ``coef[k]`` (see
     ``resize._linear_plan``).
     Output row ``i`` takes input rows ``ystart[i]:ystop[i]`` (both non-decreasing in ``i``) with
-    weights ``wy[i, r - ystart[i]]`` (``wy`` ``(out_h, span)``). ``pop``/``pos``: popcount and
-    MSB-first position sum per byte; ``head_pop``/``head_pos`` ``[byte * 8 + r]``: the same for the
-    first ``r`` bits.
+    weights ``wy[i, r - ystart[i]]`` (``wy`` ``(out_h, span)``).
     """
     h, nb = packed.shape
     n_points = points.shape[0]
@@ -95,7 +88,7 @@ def resize_packed(
                     same = False
                     break
         if not same:
-            _row_sums(row, nb, points, n_points, pop, pos, head_pop, head_pos, cum0, cum1, sums)
+            _row_sums(row, nb, points, n_points, cum0, cum1, sums)
         while first < out_h and ystop[first] <= r:
             first += 1
         i = first

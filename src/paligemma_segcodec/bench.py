@@ -108,7 +108,7 @@ def bench_codec(codec: Codec, *, batch: int, seconds: float) -> dict[str, Any]:
     enc1 = _rate(lambda: codec.encode_indices(x[:1]), 1, seconds=seconds / 2)
     dec = _rate(lambda: codec.decode_indices(idx), batch, seconds=seconds)
     dec1 = _rate(lambda: codec.decode_indices(idx[:1]), 1, seconds=seconds / 2)
-    plain = _plain_encoder(codec)
+    plain = jit_encoder(codec, space_to_depth=False)
     xd = jax.device_put(x[..., None])
     enc_plain = _rate(lambda: plain(xd).block_until_ready(), batch, seconds=seconds)
     return {
@@ -132,12 +132,14 @@ def bench_codec(codec: Codec, *, batch: int, seconds: float) -> dict[str, Any]:
     }
 
 
-def _plain_encoder(codec: Codec) -> Callable[[Any], Any]:
+def jit_encoder(codec: Codec, *, space_to_depth: bool) -> Callable[[Any], Any]:
+    """``[B, 64, 64, 1]`` → indices with ``codec``'s weights and the first layer in the given form,
+    without the library's input check: a baseline/variant for the benchmarks."""
     import jax
 
     from paligemma_segcodec.model import Encoder, quantize
 
-    encoder = Encoder(codec.config, space_to_depth=False)
+    encoder = Encoder(codec.config, space_to_depth=space_to_depth)
 
     @jax.jit
     def encode(params: Any, masks: Any) -> Any:

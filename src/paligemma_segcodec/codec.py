@@ -61,11 +61,12 @@ class Codec:
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
         self._params: Params = jax.device_put(params)
-        self._decode_chunk = _CPU_DECODE_CHUNK if jax.default_backend() == "cpu" else 0
-        self.host_chunk = min(self.max_batch, _HOST_CHUNK.get(jax.default_backend(), _HOST_CHUNK_DEFAULT))
+        backend = jax.default_backend()
+        self._decode_chunk = _CPU_DECODE_CHUNK if backend == "cpu" else 0
+        self.host_chunk = min(self.max_batch, _HOST_CHUNK.get(backend, _HOST_CHUNK_DEFAULT))
         self._traces = 0
         self._lock = threading.Lock()
-        encoder = Encoder(self.config, space_to_depth=jax.default_backend() == "cpu")
+        encoder = Encoder(self.config, space_to_depth=backend == "cpu")
         decoder = Decoder(self.config)
         self._encode_eager = partial(self._encode_impl, encoder)
         self._decode_eager = partial(self._decode_impl, decoder)

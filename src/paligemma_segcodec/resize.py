@@ -195,7 +195,7 @@ def resize_binary(mask: npt.ArrayLike, height: int, width: int) -> npt.NDArray[n
     else:
         wy, ystart, ystop = _row_plan(h, height)  # compact: wy[i, r - ystart[i]]
         packed = np.packbits(m, axis=1)
-        out = kernel(packed, points, index, coef_x, wy, ystart, ystop, _POP, _POS, _HEAD_POP64, _HEAD_POS64)
+        out = kernel(packed, points, index, coef_x, wy, ystart, ystop)
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
@@ -209,8 +209,6 @@ def _row_reduce_numpy(
     return np.asarray(_row_weights64(h, height) @ np.concatenate([s0, s1], axis=1))
 
 
-_HEAD_POP64 = _HEAD_POP.astype(np.int64)
-_HEAD_POS64 = _HEAD_POS.astype(np.int64)
 _NUMBA: list[Callable[..., npt.NDArray[np.float64]] | None] = []
 
 
