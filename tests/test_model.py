@@ -132,3 +132,24 @@ def test_encoder_first_layer_forms_agree() -> None:
     np.testing.assert_allclose(z[0], z[1], atol=1e-5)
     tokens = [np.asarray(quantize(jnp.asarray(zi).reshape(8, 16, -1), p["codebook"])) for zi in z]
     np.testing.assert_array_equal(tokens[0], tokens[1])
+
+
+@pytest.mark.parametrize("shape", [(2, 4, 4, 128), (3, 5, 7, 16), (1, 64, 64, 16)])
+def test_pointwise_conv_equals_1x1_conv(shape: tuple[int, ...]) -> None:
+    """`PointwiseConv` (the 1×1 convs as one matmul) equals Flax's 1×1 `nn.Conv` with the same parameters."""
+    import flax.linen as nn
+
+    from paligemma_segcodec.model import PointwiseConv
+
+    rng = np.random.default_rng(sum(shape))
+    x = jnp.asarray(rng.standard_normal(shape, dtype=np.float32))
+    features = 3 if shape[-1] == 16 else 64
+    params = {
+        "kernel": jnp.asarray(rng.standard_normal((1, 1, shape[-1], features), dtype=np.float32)),
+        "bias": jnp.asarray(rng.standard_normal(features, dtype=np.float32)),
+    }
+    conv = nn.Conv(features, (1, 1), padding="SAME", precision=jax.lax.Precision.HIGHEST)
+    ref = np.asarray(conv.apply({"params": params}, x))
+    got = np.asarray(PointwiseConv(features).apply({"params": params}, x))
+    assert got.shape == ref.shape == (*shape[:-1], features)
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-5)

@@ -34,6 +34,7 @@ __all__ = [
     "Decoder",
     "Encoder",
     "ModelConfig",
+    "PointwiseConv",
     "SpaceToDepthConv",
     "SubpixelPlan",
     "interleave_phases",
@@ -171,7 +172,26 @@ def params_from_checkpoint(ckpt: Checkpoint) -> tuple[ModelConfig, Params]:
     return config, {"encoder": enc_params, "decoder": dec_params, "codebook": ckpt.codebook}
 
 
-def _conv(spec: tuple[int, Kernel], name: str, strides: int = 1) -> nn.Conv:
+class PointwiseConv(nn.Module):
+    """A 1×1 stride-1 conv as one matmul over the channels; same parameters as `nn.Conv`
+    (``kernel`` ``(1, 1, C, F)``, ``bias`` ``(F,)``). ``[..., C]`` → ``[..., F]``.
+
+    Same sums as the conv; XLA's CPU backend runs the matmul about twice as fast.
+    """
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", nn.initializers.zeros, (1, 1, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        y = jnp.dot(x.reshape(-1, x.shape[-1]), kernel[0, 0], precision=HIGHEST)
+        return y.reshape(*x.shape[:-1], self.features) + bias
+
+
+def _conv(spec: tuple[int, Kernel], name: str, strides: int = 1) -> nn.Module:
+    if spec[1] == (1, 1) and strides == 1:
+        return PointwiseConv(spec[0], name=name)
     return nn.Conv(spec[0], spec[1], strides=strides, padding="SAME", precision=HIGHEST, name=name)
 
 
@@ -307,7 +327,8 @@ class Encoder(nn.Module):
             x = nn.relu(conv(x))
         for i, block in enumerate(self.config.enc_res):
             x = ResBlock(block, name=f"res_{i}")(x)
-        return _conv(self.config.enc_out, "out")(x)
+        z: jax.Array = _conv(self.config.enc_out, "out")(x)
+        return z
 
 
 class Decoder(nn.Module):
@@ -332,7 +353,8 @@ class Decoder(nn.Module):
                 return x
         for i, (features, k) in enumerate(self.config.dec_up):
             x = nn.relu(SubpixelConvTranspose(features, k, name=f"up_{i}")(x))
-        return _conv(self.config.dec_out, "out")(x)
+        logits: jax.Array = _conv(self.config.dec_out, "out")(x)
+        return logits
 
 
 def quantize(z: jax.Array, codebook: jax.Array) -> jax.Array:
