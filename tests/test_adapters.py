@@ -28,6 +28,26 @@ def water_masks() -> list[np.ndarray]:
     return [read_mask(p) for p in sorted((WATER / "masks").iterdir())[:6]]
 
 
+def test_tf_reference_path_gives_the_same_tokens(water_masks: list[np.ndarray]) -> None:
+    """The reference's math rebuilt in TensorFlow (tf.image.resize with antialias, tf.nn.conv2d): the
+    benchmark's calibration baseline, and an independent check of the resize + encoder."""
+    pytest.importorskip("tensorflow")
+    from paligemma_segcodec._tf_reference import TfReference
+    from paligemma_segcodec.api import prepare_mask
+    from paligemma_segcodec.boxes import tight_box
+    from paligemma_segcodec.checkpoint import read_checkpoint
+    from paligemma_segcodec.tokens import format_object
+
+    codec = load_codec(CKPT)
+    ref = TfReference(read_checkpoint(CKPT))
+    boxes = [None, (0.1, 0.1, 0.9, 0.8), None, (0.0, 0.0, 1.0, 1.0), (0.2, 0.3, 0.7, 0.9), None]
+    full = [tight_box(m) if b is None else b for m, b in zip(water_masks, boxes, strict=True)]
+    theirs = [format_object(*ref.encode_one(m, b), None) for m, b in zip(water_masks, full, strict=True)]
+    assert theirs == encode_masks(water_masks, boxes, codec=codec)
+    x = np.stack([prepare_mask(m, b).mask64 for m, b in zip(water_masks, full, strict=True)])
+    np.testing.assert_array_equal(ref.encode_batch(x), codec.encode_indices(x))
+
+
 def test_tf_data_map_and_batched_map(water_masks: list[np.ndarray]) -> None:
     tf = pytest.importorskip("tensorflow")
     from paligemma_segcodec.tf import batched_mask_to_suffix, mask_to_suffix

@@ -85,3 +85,23 @@ def test_bad_mask_file_is_a_clear_error(tmp_path: Path) -> None:
     p.write_bytes(b"\x89PNG not really")
     result = CliRunner().invoke(main, ["encode", str(p), "--checkpoint", str(CKPT)])
     assert result.exit_code == 1 and "broken.png" in result.output
+
+
+def test_bench_prints_json_with_rates_and_ratios() -> None:
+    args = ["bench", "--only", "codec", "--batch", "8", "--seconds", "0.05", "--checkpoint", str(CKPT)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["machine"]["cpu_cores"] >= 1 and "jax" in out["machine"]
+    enc, dec = out["encode_indices"], out["decode_indices"]
+    assert enc["batch"] == dec["batch"] == 8
+    for part in (enc, dec):
+        assert part["masks_per_s"] > 0 and part["baseline_batch1_masks_per_s"] > 0
+        assert part["ratio"] == pytest.approx(part["masks_per_s"] / part["baseline_batch1_masks_per_s"])
+    assert "encode_masks" not in out and "tf_reference" not in out
+
+
+def test_bench_rejects_unknown_names() -> None:
+    result = CliRunner().invoke(main, ["bench", "--only", "codec,nope", "--checkpoint", str(CKPT)])
+    assert result.exit_code == 1
+    assert "unknown benchmark(s) ['nope']" in result.output and "recompiles" in result.output

@@ -26,7 +26,9 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from paligemma_segcodec.codec import Codec
 
-__all__ = ["machine_info", "run", "synthetic_masks"]
+__all__ = ["BENCHMARKS", "machine_info", "run", "synthetic_masks"]
+
+BENCHMARKS = ("codec", "encode_masks", "decode_tokens", "recompiles", "tf")
 
 
 def machine_info() -> dict[str, Any]:
@@ -203,6 +205,45 @@ def bench_decode_tokens(codec: Codec, *, objects: int, size: int, seconds: float
     }
 
 
+def bench_tf_reference(
+    codec: Codec, masks: Sequence[npt.NDArray[np.bool_]], *, batch: int, seconds: float
+) -> dict[str, Any]:
+    """The reference's math rebuilt in TensorFlow (`paligemma_segcodec._tf_reference`), timed here.
+
+    Its encoder at ``batch`` (``tf.nn.conv2d``: oneDNN on x86) and its one-mask-per-call path (crop,
+    ``tf.image.resize(antialias=True)``, encoder, in one ``tf.function``), plus how many of those
+    masks get the same tokens as `encode_masks`. Needs the ``[tf]`` extra; skipped without it.
+    """
+    try:
+        from paligemma_segcodec._tf_reference import TfReference
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        return {"skipped": f"{exc} (pip install 'paligemma-segcodec[tf]')"}
+    from paligemma_segcodec.api import encode_masks
+    from paligemma_segcodec.boxes import tight_box
+    from paligemma_segcodec.checkpoint import read_checkpoint
+    from paligemma_segcodec.tokens import format_object
+
+    ref = TfReference(read_checkpoint(codec.source))
+    x = (np.random.default_rng(0).random((batch, 64, 64)) > 0.5).astype(np.float32)
+    enc = _rate(lambda: ref.encode_batch(x), batch, seconds=seconds)
+    few = list(masks[:50])
+    boxes = [tight_box(m) for m in few]
+    per_mask = _rate(
+        lambda: [ref.encode_one(m, b) for m, b in zip(few, boxes, strict=True)], len(few), seconds=seconds, repeats=3
+    )
+    theirs = [format_object(*ref.encode_one(m, b), None) for m, b in zip(few, boxes, strict=True)]
+    ours = encode_masks(few, boxes, codec=codec)
+    import tensorflow as tf
+
+    return {
+        "tensorflow": tf.__version__,
+        "encoder_batch": batch,
+        "encoder_masks_per_s": enc,
+        "per_mask_masks_per_s": per_mask,
+        "same_tokens_as_encode_masks": f"{sum(a == b for a, b in zip(ours, theirs, strict=True))}/{len(few)}",
+    }
+
+
 def count_recompiles(codec: Codec, masks: Sequence[npt.NDArray[np.bool_]]) -> dict[str, int]:
     """Compilations while N and mask sizes vary, after one warm-up pass over every bucket."""
     from paligemma_segcodec.api import encode_masks
@@ -279,10 +320,18 @@ def run(
     batch: int = 256,
     seconds: float = 3.0,
     stream: int = 0,
-    only: Sequence[str] = ("codec", "encode_masks", "decode_tokens", "recompiles"),
+    only: Sequence[str] = BENCHMARKS,
 ) -> dict[str, Any]:
-    """All benchmarks; returns the JSON-ready result."""
+    """All benchmarks; returns the JSON-ready result.
+
+    Raises:
+      ValueError: a name in ``only`` that is not one of `BENCHMARKS` (or ``"none"``).
+    """
     from paligemma_segcodec.codec import load_codec
+
+    unknown = sorted(set(only) - set(BENCHMARKS) - {"none"})
+    if unknown:
+        raise ValueError(f"unknown benchmark(s) {unknown}; choose from {', '.join(BENCHMARKS)} (or none)")
 
     t0 = time.perf_counter()
     codec = load_codec(checkpoint)
@@ -301,6 +350,17 @@ def run(
         result["decode_tokens"] = bench_decode_tokens(codec, objects=1000, size=512, seconds=seconds)
     if "recompiles" in only:
         result["recompiles"] = count_recompiles(codec, masks)
+    if "tf" in only:  # last: TensorFlow's thread pools stay around once it is imported
+        tf_ref = bench_tf_reference(codec, masks, batch=batch, seconds=seconds)
+        result["tf_reference"] = tf_ref
+        if "encoder_masks_per_s" in tf_ref and "encode_indices" in result:
+            tf_ref["ratio_encode_indices_vs_tf_encoder"] = (
+                result["encode_indices"]["masks_per_s"] / tf_ref["encoder_masks_per_s"]
+            )
+        if "per_mask_masks_per_s" in tf_ref and "encode_masks" in result:
+            tf_ref["ratio_encode_masks_vs_tf_per_mask"] = (
+                result["encode_masks"]["masks_per_s"] / tf_ref["per_mask_masks_per_s"]
+            )
     if stream:
         result["stream_convert"] = bench_stream(
             str(checkpoint) if checkpoint else None, str(masks_dir) if masks_dir else None, stream

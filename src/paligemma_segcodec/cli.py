@@ -184,7 +184,11 @@ def record_convention(name: str) -> Any:
     "--stream", default=0, show_default=True, help="Also stream this many masks from disk through convert (RSS)."
 )
 @click.option(
-    "--only", default="codec,encode_masks,decode_tokens,recompiles", show_default=True, help="Comma-separated subset."
+    "--only",
+    default="codec,encode_masks,decode_tokens,recompiles,tf",
+    show_default=True,
+    help="Comma-separated subset ('none' for only --stream). tf: the reference's path rebuilt in TensorFlow, "
+    "timed as calibration (needs the [tf] extra; skipped without it).",
 )
 @checkpoint_option
 def bench(
