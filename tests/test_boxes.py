@@ -91,3 +91,26 @@ def test_pixels_to_box() -> None:
 def test_validate_box_rejects(box, match: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=match):
         validate_box(box)
+
+
+any_float = st.floats(allow_nan=False, allow_infinity=False, width=32)
+
+
+@given(st.tuples(any_float, any_float, any_float, any_float))
+def test_box_to_loc_equals_the_float32_numpy_formula(box: tuple[float, float, float, float]) -> None:
+    """The scalar implementation equals ``clip(round(float32(v) * 1023), 0, 1023)`` done in NumPy."""
+    with np.errstate(over="ignore"):  # float32 max * 1023 overflows to inf, which clips to 1023
+        want = np.clip(np.round(np.asarray(box, np.float32) * np.float32(1023)), 0, 1023).astype(int)
+    assert box_to_loc(box) == tuple(want.tolist())
+
+
+@given(st.integers(1, 100_000), st.integers(1, 100_000), st.tuples(unit, unit, unit, unit))
+def test_crop_pixels_equals_the_float32_numpy_formula(h: int, w: int, box: tuple[float, float, float, float]) -> None:
+    hw = np.array([h, w, h, w], np.float32)
+    want = np.round(hw * np.asarray(box, np.float32)).astype(int)
+    assert crop_pixels(box, h, w) == tuple(want.tolist())
+
+
+@pytest.mark.parametrize("box", [(0, 0, 1, 1), [0.0, 0.0, 1.0, 1.0], np.array([0, 0, 1, 1]), (np.float32(0), 0, 1, 1)])
+def test_validate_box_accepts_any_sequence_of_four_numbers(box) -> None:  # type: ignore[no-untyped-def]
+    assert validate_box(box) == (0.0, 0.0, 1.0, 1.0)

@@ -17,6 +17,7 @@ Decoding (loc → pixels) has two conventions, see `loc_to_pixels`:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal
 
@@ -50,16 +51,20 @@ def validate_box(box: Sequence[float] | npt.ArrayLike, *, where: str = "box") ->
     Raises:
       ValueError: not 4 finite numbers, outside [0, 1], or ``y2 <= y1`` / ``x2 <= x1``.
     """
-    arr = np.asarray(box, dtype=np.float64)
-    if arr.shape != (4,):
-        raise ValueError(f"{where} must be 4 numbers (y1, x1, y2, x2), got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{where} must be finite, got {arr.tolist()}")
-    if np.any(arr < 0) or np.any(arr > 1):
-        raise ValueError(f"{where} must be normalized to [0, 1] (y1, x1, y2, x2), got {arr.tolist()}")
-    y1, x1, y2, x2 = (float(v) for v in arr)
+    if isinstance(box, (tuple, list)) and len(box) == 4 and all(type(v) in (float, int) for v in box):
+        values = [float(v) for v in box]  # the common case, without a NumPy round trip
+    else:
+        arr = np.asarray(box, dtype=np.float64)
+        if arr.shape != (4,):
+            raise ValueError(f"{where} must be 4 numbers (y1, x1, y2, x2), got shape {arr.shape}")
+        values = arr.tolist()
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{where} must be finite, got {values}")
+    if not all(0.0 <= v <= 1.0 for v in values):
+        raise ValueError(f"{where} must be normalized to [0, 1] (y1, x1, y2, x2), got {values}")
+    y1, x1, y2, x2 = values
     if y2 <= y1 or x2 <= x1:
-        raise ValueError(f"{where} has zero or negative area (need y2 > y1 and x2 > x1), got {arr.tolist()}")
+        raise ValueError(f"{where} has zero or negative area (need y2 > y1 and x2 > x1), got {values}")
     return (y1, x1, y2, x2)
 
 
@@ -76,10 +81,21 @@ def box_to_loc(box: Sequence[float] | npt.ArrayLike) -> tuple[int, int, int, int
     arr = np.asarray(box, dtype=np.float32)
     if arr.shape != (4,):
         raise ValueError(f"box must be 4 numbers (y1, x1, y2, x2), got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
+    if not all(math.isfinite(v) for v in arr.tolist()):
         raise ValueError(f"box must be finite, got {arr.tolist()}")
-    loc = np.clip(np.round(arr * np.float32(LOC_MAX)), 0, LOC_MAX).astype(np.int64)
-    return (int(loc[0]), int(loc[1]), int(loc[2]), int(loc[3]))
+    y1, x1, y2, x2 = (_loc(v) for v in arr.tolist())
+    return (y1, x1, y2, x2)
+
+
+def _loc(v: float) -> int:
+    """``clip(round(float32(v) * 1023), 0, 1023)`` for a float32 value ``v`` (as a Python float)."""
+    if v <= 0.0:
+        return 0
+    if v >= 1.0:
+        return LOC_MAX
+    # v * 1023 is exact in float64 (24 + 10 significant bits); np.float32 rounds it as a float32
+    # multiply would, and round() is half to even like tf.round.
+    return round(float(np.float32(v * LOC_MAX)))
 
 
 def loc_to_box(loc: Sequence[int] | npt.ArrayLike) -> Box:
@@ -193,5 +209,6 @@ def crop_pixels(box: Sequence[float], height: int, width: int) -> tuple[int, int
     """
     b = np.asarray(box, dtype=np.float32)
     hw = np.array([height, width, height, width], dtype=np.float32)
-    t, left, bot, r = (int(v) for v in np.round(hw * b))
+    # float32 products, exactly as Python floats; round() is half to even like tf.round
+    t, left, bot, r = (round(v) for v in (hw * b).tolist())
     return (t, left, bot, r)
