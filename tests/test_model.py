@@ -47,13 +47,22 @@ def _np_encoder(ckpt, x: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-d
     return h.reshape(16, -1)
 
 
-@pytest.mark.parametrize("kernel", [3, 4, 5])
-def test_encoder_any_kernel_matches_numpy_tf_same(tmp_path: Path, kernel: int) -> None:
-    """A checkpoint whose stride-2 encoder convs are k×k (e.g. 3×3: asymmetric 'SAME' padding)."""
+@pytest.mark.parametrize(
+    ("kernel", "layers"),
+    [
+        (3, ("encoder.0", "encoder.2", "encoder.4", "encoder.6")),
+        (4, ("encoder.0", "encoder.2", "encoder.4", "encoder.6")),
+        (5, ("encoder.0", "encoder.2", "encoder.4", "encoder.6")),
+        (1, ("encoder.0", "encoder.2", "encoder.4", "encoder.6")),  # 1×1 stride 2: not a pointwise matmul
+        (3, ("encoder.8.net.4", "encoder.9.net.4", "encoder.10")),  # the usual 1×1 convs as 3×3
+    ],
+)
+def test_encoder_any_kernel_matches_numpy_tf_same(tmp_path: Path, kernel: int, layers: tuple[str, ...]) -> None:
+    """A checkpoint whose encoder convs are k×k (e.g. 3×3 stride 2: asymmetric 'SAME' padding)."""
     rng = np.random.default_rng(kernel)
     with np.load(GOLDEN_CKPT) as f:
         arrays = {k: f[k] for k in f.files}
-    for name in ("encoder.0", "encoder.2", "encoder.4", "encoder.6"):
+    for name in layers:
         o, i = arrays[name + ".weight"].shape[:2]
         arrays[name + ".weight"] = (rng.normal(size=(o, i, kernel, kernel)) / np.sqrt(i * kernel * kernel)).astype(
             np.float32
@@ -62,7 +71,7 @@ def test_encoder_any_kernel_matches_numpy_tf_same(tmp_path: Path, kernel: int) -
     np.savez(path, **arrays)
     ckpt = read_checkpoint(path)
     codec = Codec(ckpt)
-    assert codec.config.enc_down[0][1] == (kernel, kernel)
+    assert codec.config.enc_out[1] == ((kernel, kernel) if "encoder.10" in layers else (1, 1))
     x = (rng.random((2, 64, 64)) > 0.5).astype(np.float32)
     from paligemma_segcodec.model import Encoder
 
