@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -114,9 +115,20 @@ def test_malformed_objects(text: str, reason: str) -> None:
         (lambda: format_object((1, 2, 3)), ValueError),
         (lambda: format_object((1, 2, 3, 4), (1,) * 15), ValueError),
         (lambda: format_object((1, 2, 3, 4), label="a;b"), ValueError),
+        (lambda: format_object((1, 2, 3, -1)), ValueError),  # not index -1 of the token table
+        (lambda: format_object((1, 2, 3, 1024)), ValueError),
+        (lambda: format_object((1, 2, 3, 4), (0,) * 15 + (128,)), ValueError),
+        (lambda: format_object((1, 2, 3, 4), (0,) * 15 + (-1,)), ValueError),
         (lambda: parse_objects(b"<loc0001>"), TypeError),  # bytes, not str
     ],
 )
 def test_bad_arguments(call, error) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(error):
         call()
+
+
+def test_format_object_takes_numpy_integers() -> None:
+    loc = np.array([0, 1, 1022, 1023], np.int64)
+    seg = np.arange(0, 128, 8, dtype=np.int32)
+    want = "<loc0000><loc0001><loc1022><loc1023>" + "".join(f"<seg{k:03d}>" for k in range(0, 128, 8)) + " x"
+    assert format_object(loc, seg, "x") == format_object(loc.tolist(), seg.tolist(), "x") == want

@@ -195,9 +195,9 @@ def encode_masks(
         waits.append(codec.encode_indices_async(np.stack([p.mask64 for p in prepared])))
         start = stop
         locs += [p.loc for p in prepared]
-    indices = [row for wait in waits for row in wait()]
+    indices = [row for wait in waits for row in wait().tolist()]
     return [
-        format_object(loc, [int(v) for v in seg], None if labels is None else labels[i])
+        format_object(loc, seg, None if labels is None else labels[i])
         for i, (loc, seg) in enumerate(zip(locs, indices, strict=True))
     ]
 
@@ -209,11 +209,11 @@ def encode_prepared(
     if not prepared:
         return []
     codec = codec or default_codec()
-    indices = codec.encode_indices(np.stack([p.mask64 for p in prepared]))
+    indices = codec.encode_indices(np.stack([p.mask64 for p in prepared])).tolist()
     out = []
     for i, (p, seg) in enumerate(zip(prepared, indices, strict=True)):
         label = None if labels is None else labels[i]
-        out.append(format_object(p.loc, [int(v) for v in seg], label))
+        out.append(format_object(p.loc, seg, label))
     return out
 
 

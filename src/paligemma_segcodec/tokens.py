@@ -48,6 +48,10 @@ _ANY_TAG_RE = re.compile(r"<[^<>]*>")
 _TRAILING_SPECIAL = ("<eos>", "<pad>")
 
 
+_LOC_TOKENS = tuple(f"<loc{k:04d}>" for k in range(LOC_MAX + 1))
+_SEG_TOKENS = tuple(f"<seg{k:03d}>" for k in range(SEG_MAX + 1))
+
+
 def loc_token(k: int) -> str:
     """``<locNNNN>`` for ``k`` in 0..1023.
 
@@ -57,7 +61,7 @@ def loc_token(k: int) -> str:
     """
     if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= LOC_MAX:
         raise ValueError(f"loc index must be an int in 0..{LOC_MAX}, got {k!r}")
-    return f"<loc{k:04d}>"
+    return _LOC_TOKENS[k]
 
 
 def seg_token(k: int) -> str:
@@ -69,7 +73,7 @@ def seg_token(k: int) -> str:
     """
     if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= SEG_MAX:
         raise ValueError(f"seg index must be an int in 0..{SEG_MAX}, got {k!r}")
-    return f"<seg{k:03d}>"
+    return _SEG_TOKENS[k]
 
 
 def format_object(loc: Sequence[int], seg: Sequence[int] | None = None, label: str | None = None) -> str:
@@ -84,11 +88,19 @@ def format_object(loc: Sequence[int], seg: Sequence[int] | None = None, label: s
     """
     if len(loc) != NUM_LOC:
         raise ValueError(f"need {NUM_LOC} loc indices, got {len(loc)}")
-    text = "".join(loc_token(int(k)) for k in loc)
+    locs = [int(k) for k in loc]
+    if not all(0 <= k <= LOC_MAX for k in locs):
+        for k in locs:
+            loc_token(k)  # raises, naming the bad value
+    text = "".join([_LOC_TOKENS[k] for k in locs])
     if seg is not None:
         if len(seg) != NUM_SEG:
             raise ValueError(f"need {NUM_SEG} seg indices, got {len(seg)}")
-        text += "".join(seg_token(int(k)) for k in seg)
+        segs = [int(k) for k in seg]
+        if not all(0 <= k <= SEG_MAX for k in segs):
+            for k in segs:
+                seg_token(k)
+        text += "".join([_SEG_TOKENS[k] for k in segs])
     if label is not None:
         if any(c in label for c in ";<>"):
             raise ValueError(f"label may not contain ';', '<' or '>': {label!r}")
