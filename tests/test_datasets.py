@@ -407,3 +407,50 @@ def test_polygons_rasterize_back(tmp_path: Path) -> None:
     np.testing.assert_array_equal(back, m)
     coco = segments_to_coco([{"file_name": "x.png", "width": 40, "height": 30}], [[]])
     assert coco["annotations"] == [] and coco["images"][0]["id"] == 1
+
+
+def test_convert_reads_mask_files_of_any_mask_format_alike(tmp_path: Path) -> None:
+    """The same mask saved as 16-bit PNG, palette 0/1, LA, RGBA grey, alpha-only cut-out, float and
+    32-bit TIFF gives the same JSONL line as the 8-bit original; duplicates and empty folders are reported."""
+    stems = sorted(p.stem for p in (WATER / "images").iterdir())[:7]
+    img, msk, ref = tmp_path / "images", tmp_path / "masks", tmp_path / "ref"
+    for d in (img, msk, ref):
+        d.mkdir()
+    writers = [
+        lambda b: Image.fromarray(b.astype(np.uint16) * 65535),  # I;16
+        lambda b: Image.fromarray(b.astype(np.uint8)).convert("P"),  # palette indices 0/1
+        lambda b: Image.fromarray(np.stack([b * 255, np.full(b.shape, 255)], -1).astype(np.uint8), "LA"),
+        lambda b: Image.fromarray(np.stack([b * 200] * 3 + [np.full(b.shape, 255)], -1).astype(np.uint8), "RGBA"),
+        lambda b: Image.fromarray(np.stack([np.zeros(b.shape)] * 3 + [b * 255], -1).astype(np.uint8), "RGBA"),
+        lambda b: Image.fromarray(b.astype(np.float32)),  # F, 0/1
+        lambda b: Image.fromarray(b.astype(np.int32) * 255),  # I
+    ]
+    suffixes = [".png", ".png", ".png", ".png", ".png", ".tif", ".tif"]
+    for stem, write, suffix in zip(stems, writers, suffixes, strict=True):
+        shutil.copy(WATER / "images" / f"{stem}.jpg", img)
+        binary = np.asarray(Image.open(WATER / "masks" / f"{stem}.jpg").convert("L")) > 127
+        Image.fromarray(binary.astype(np.uint8) * 255).save(ref / f"{stem}.png")
+        write(binary).save(msk / f"{stem}{suffix}")
+    common = {"label": "water", "codec": load_codec(CKPT), "progress": False}
+    want = convert_folder(img, ref, tmp_path / "want.jsonl", **common)
+    got = convert_folder(img, msk, tmp_path / "got.jsonl", **common)
+    assert want.ok and got.ok
+    assert (tmp_path / "got.jsonl").read_bytes() == (tmp_path / "want.jsonl").read_bytes()
+    assert sum(bool(r["suffix"]) for r in _lines(tmp_path / "got.jsonl")) == 7
+
+    # a second mask file with the same stem: reported (which one was used), the pair still converted
+    shutil.copy(ref / f"{stems[0]}.png", msk / f"{stems[0]}.bmp")
+    dup = convert_folder(img, msk, tmp_path / "dup.jsonl", **common)
+    errors = _lines(tmp_path / "dup.errors.jsonl")
+    assert not dup.ok and len(errors) == 1
+    assert f"two mask files with the stem '{stems[0]}': used {stems[0]}.bmp, not this one" in errors[0]["reason"]
+    assert len(_lines(tmp_path / "dup.jsonl")) == 7
+
+    # empty folders: a clear error instead of an empty dataset
+    (tmp_path / "e1").mkdir()
+    (tmp_path / "e2").mkdir()
+    result = CliRunner().invoke(
+        main, ["convert", "--images", str(tmp_path / "e1"), "--masks", str(tmp_path / "e2"), "--label", "x",
+               "--output", str(tmp_path / "e.jsonl"), "--checkpoint", str(CKPT)]
+    )  # fmt: skip
+    assert result.exit_code == 1 and "no files in" in result.output

@@ -29,10 +29,13 @@ def read_image(path: str | os.PathLike[str]) -> Image.Image:
 def read_mask_values(path: str | os.PathLike[str] | IO[bytes]) -> npt.NDArray[np.integer]:
     """A mask file's values as an integer ``(H, W)`` array.
 
-    - ``1``, ``L``, ``LA`` (alpha ignored): grey values 0..255 (uint8);
+    - ``1``, ``L``: grey values 0..255 (uint8);
     - ``P``: the palette indices (a semantic mask saved with a palette), uint8;
     - ``I``, ``I;16``, integer-valued ``F``: the values (int32), for label maps with many classes;
-    - ``RGB``/``RGBA`` whose channels are equal up to JPEG noise: grey values (uint8).
+    - ``RGB`` whose channels are equal up to JPEG noise: grey values (uint8);
+    - ``LA``/``RGBA``: like ``L``/``RGB``, except that when the grey values are all equal and the
+      alpha channel is not, the mask is in the alpha channel (a cut-out saved as a transparent
+      PNG): the alpha values (uint8).
 
     Raises:
       OSError: unreadable or truncated file (Pillow's error).
@@ -44,8 +47,13 @@ def read_mask_values(path: str | os.PathLike[str] | IO[bytes]) -> npt.NDArray[np
         mode = im.mode
         if mode in ("1", "L", "P"):
             return np.asarray(im.convert("L") if mode == "1" else im, dtype=np.uint8)
-        if mode == "LA":
-            return np.asarray(im.getchannel("L"), dtype=np.uint8)
+        if mode in ("LA", "RGBA"):
+            alpha = np.asarray(im.getchannel("A"), dtype=np.uint8)
+            grey = np.asarray(im.convert("L"), dtype=np.uint8)
+            if grey.min() == grey.max() and alpha.min() != alpha.max():
+                return alpha
+            if mode == "LA":
+                return grey
         if mode.startswith("I") or mode == "F":
             raw = np.asarray(im)
             if raw.ndim != 2 or (mode == "F" and not np.all(raw == np.round(raw))):

@@ -81,7 +81,13 @@ def _listing(folder: Path, what: str) -> tuple[dict[str, Path], list[Problem]]:
             problems.append(Problem(str(p), f"not a supported {what} file type ({', '.join(IMAGE_EXTENSIONS)})"))
             continue
         if p.stem in files:
-            problems.append(Problem(str(p), f"two {what} files with the stem {p.stem!r} (also {files[p.stem].name})"))
+            problems.append(
+                Problem(
+                    str(p),
+                    f"two {what} files with the stem {p.stem!r}: used {files[p.stem].name}, not this one "
+                    "(rename or remove one)",
+                )
+            )
             continue
         files[p.stem] = p
     return files, problems
@@ -96,7 +102,7 @@ def match_pairs(
     image, unsupported file type, or duplicated stem.
 
     Raises:
-      FileNotFoundError: a folder does not exist.
+      FileNotFoundError: a folder does not exist, or neither folder holds any file.
     """
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
     for folder in (images_dir, masks_dir):
@@ -105,6 +111,8 @@ def match_pairs(
     images, problems = _listing(images_dir, "image")
     masks, mask_problems = _listing(masks_dir, "mask")
     problems += mask_problems
+    if not images and not masks and not problems:
+        raise FileNotFoundError(f"no files in {images_dir} or {masks_dir}: check the --images and --masks folders")
     pairs = []
     for stem in sorted(set(images) | set(masks)):
         if stem not in masks:
