@@ -454,3 +454,28 @@ def test_convert_reads_mask_files_of_any_mask_format_alike(tmp_path: Path) -> No
                "--output", str(tmp_path / "e.jsonl"), "--checkpoint", str(CKPT)]
     )  # fmt: skip
     assert result.exit_code == 1 and "no files in" in result.output
+
+
+def test_convert_warns_when_no_pixel_passes_the_threshold(tmp_path: Path) -> None:
+    """A 0/1 mask saved as JPEG (values 0..3) is written with an empty suffix and a warning, not silently."""
+    stem = sorted(p.stem for p in (WATER / "images").iterdir())[0]
+    img, msk = tmp_path / "images", tmp_path / "masks"
+    img.mkdir()
+    msk.mkdir()
+    shutil.copy(WATER / "images" / f"{stem}.jpg", img)
+    binary = np.asarray(Image.open(WATER / "masks" / f"{stem}.jpg").convert("L")) > 127
+    Image.fromarray(binary.astype(np.uint8) * 3).save(msk / f"{stem}.jpg", quality=70)
+    args = ["convert", "--images", str(img), "--masks", str(msk), "--label", "water", "--no-progress"]
+    result = CliRunner().invoke(main, [*args, "--output", str(tmp_path / "o.jsonl"), "--checkpoint", str(CKPT)])
+    assert result.exit_code == 0, result.output
+    assert "1 warning(s)" in result.output and "no pixel above --threshold 127" in result.output
+    (line,) = _lines(tmp_path / "o.jsonl")
+    assert line["suffix"] == ""
+    (warning,) = _lines(tmp_path / "o.errors.jsonl")
+    assert warning["severity"] == "warning" and warning["file"].endswith(f"{stem}.jpg")
+    # with a threshold that fits the values, the objects come out and nothing is reported
+    result = CliRunner().invoke(
+        main, [*args, "--threshold", "1", "--output", str(tmp_path / "t.jsonl"), "--checkpoint", str(CKPT)]
+    )
+    assert result.exit_code == 0 and "warning" not in result.output
+    assert _lines(tmp_path / "t.jsonl")[0]["suffix"] != "" and _lines(tmp_path / "t.errors.jsonl") == []

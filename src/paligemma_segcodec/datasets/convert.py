@@ -60,6 +60,7 @@ class Example:
     labels: tuple[str, ...]  # labels named in the prefix
     objects: tuple[MaskObject, ...]
     pil: Any = None  # an in-memory PIL image, written to OUT_DIR/images/ (when image_path is None)
+    warnings: tuple[Problem, ...] = ()  # written to OUT.errors.jsonl; the line is still written
 
 
 @dataclass
@@ -72,6 +73,7 @@ class ConvertReport:
     empty: int = 0
     dropped_small: int = 0
     skipped: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
     seconds: float = 0.0
     splits: dict[str, int] = field(default_factory=dict)
 
@@ -94,6 +96,10 @@ class ConvertReport:
             reasons = Counter(p.reason.split(" (")[0].split(": ")[-1] for p in self.skipped)
             lines.append(f"skipped {len(self.skipped)} item(s), listed in {errors_path(self.output)}:")
             lines += [f"  {n} x {r}" for r, n in reasons.most_common()]
+        if self.warnings:
+            lines.append(f"{len(self.warnings)} warning(s), also in {errors_path(self.output)}:")
+            lines += [f"  {p.file}: {p.reason}" for p in self.warnings[:5]]
+            lines += [f"  … and {len(self.warnings) - 5} more"] if len(self.warnings) > 5 else []
         return "\n".join(lines)
 
 
@@ -222,6 +228,9 @@ def write_examples(
                 report.skipped.append(item)
                 errors.write(_dump(item.to_json()) + "\n")
                 continue
+            for warning in item.warnings:
+                report.warnings.append(warning)
+                errors.write(_dump(warning.to_json()) + "\n")
             pending.append(item)
             n_objects += len(item.objects)
             if n_objects >= batch_size:
@@ -268,7 +277,16 @@ def example_for_pair(
         return Problem(where, reason), 0
     objects, dropped = extract_objects(values, **extract)
     image = name if name is not None else str(getattr(image_path, "name", ""))
-    return Example(image, image_path, labels, tuple(objects)), dropped
+    warnings: tuple[Problem, ...] = ()
+    threshold = extract.get("threshold", 127)
+    top = int(values.max()) if values.size else 0
+    if extract.get("label") is not None and 1 < top <= threshold:
+        reason = (
+            f"no pixel above --threshold {threshold} (values 0..{top}): a 0/1 mask saved with JPEG noise? "
+            f"written with an empty suffix; pass a lower --threshold if these are objects"
+        )
+        warnings = (Problem(where, reason, severity="warning"),)
+    return Example(image, image_path, labels, tuple(objects), warnings=warnings), dropped
 
 
 def folder_labels(label: str | None, classes: Mapping[int, str] | None) -> tuple[str, ...]:

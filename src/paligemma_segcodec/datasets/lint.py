@@ -153,7 +153,9 @@ def lint_pair(
     mask = binarize(values, threshold)
     frac = float(mask.mean())
     if not mask.any():
-        problems.append(Problem(name, "empty mask (no pixel above the threshold)", "warning"))
+        top = int(values.max()) if values.size else 0
+        hint = f" (values 0..{top}: a 0/1 mask saved with JPEG noise? try a lower threshold)" if top > 1 else ""
+        problems.append(Problem(name, f"empty mask (no pixel above the threshold){hint}", "warning"))
     elif frac > full_fraction:
         problems.append(Problem(name, f"near-full mask ({frac:.1%} of the pixels)", "warning"))
     if values.dtype == np.uint8 and int(values.max()) > 1:
