@@ -105,3 +105,14 @@ def test_bench_rejects_unknown_names() -> None:
     result = CliRunner().invoke(main, ["bench", "--only", "codec,nope", "--checkpoint", str(CKPT)])
     assert result.exit_code == 1
     assert "unknown benchmark(s) ['nope']" in result.output and "recompiles" in result.output
+
+
+def test_bench_tf_calibration_is_skipped_without_tensorflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # `import tensorflow` raises ImportError
+    args = ["bench", "--only", "tf", "--limit", "2", "--seconds", "0.05", "--checkpoint", str(CKPT)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert "pip install 'paligemma-segcodec[tf]'" in out["tf_reference"]["skipped"]

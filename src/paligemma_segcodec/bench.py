@@ -214,16 +214,16 @@ def bench_tf_reference(
     ``tf.image.resize(antialias=True)``, encoder, in one ``tf.function``), plus how many of those
     masks get the same tokens as `encode_masks`. Needs the ``[tf]`` extra; skipped without it.
     """
-    try:
-        from paligemma_segcodec._tf_reference import TfReference
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        return {"skipped": f"{exc} (pip install 'paligemma-segcodec[tf]')"}
+    from paligemma_segcodec._tf_reference import TfReference
     from paligemma_segcodec.api import encode_masks
     from paligemma_segcodec.boxes import tight_box
     from paligemma_segcodec.checkpoint import read_checkpoint
     from paligemma_segcodec.tokens import format_object
 
-    ref = TfReference(read_checkpoint(codec.source))
+    try:
+        ref = TfReference(read_checkpoint(codec.source))
+    except ImportError as exc:  # no TensorFlow: the message says which extra to install
+        return {"skipped": str(exc)}
     x = (np.random.default_rng(0).random((batch, 64, 64)) > 0.5).astype(np.float32)
     enc = _rate(lambda: ref.encode_batch(x), batch, seconds=seconds)
     few = list(masks[:50])
