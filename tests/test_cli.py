@@ -93,6 +93,7 @@ def test_bench_prints_json_with_rates_and_ratios() -> None:
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     assert out["machine"]["cpu_cores"] >= 1 and "jax" in out["machine"]
+    assert out["machine"]["xla_matmul_gflops"] > 0
     enc, dec = out["encode_indices"], out["decode_indices"]
     assert enc["batch"] == dec["batch"] == 8
     for part in (enc, dec):

@@ -26,7 +26,7 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from paligemma_segcodec.codec import Codec
 
-__all__ = ["BENCHMARKS", "machine_info", "run", "synthetic_masks"]
+__all__ = ["BENCHMARKS", "machine_info", "matmul_gflops", "run", "synthetic_masks"]
 
 BENCHMARKS = ("codec", "encode_masks", "decode_tokens", "recompiles", "tf")
 
@@ -47,6 +47,24 @@ def machine_info() -> dict[str, Any]:
         "cpu_cores": os.cpu_count(),
         "machine": platform.machine(),
     }
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """The machine's dense float32 matmul rate through XLA (``n × n`` at ``precision=HIGHEST``, best of
+    ``repeats``), in GFLOP/s: a yardstick for comparing rates measured on different or busy machines."""
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    a, b = (jax.device_put(rng.standard_normal((n, n), dtype=np.float32)) for _ in range(2))
+    dot = jax.jit(lambda x, y: jnp.dot(x, y, precision=jax.lax.Precision.HIGHEST))
+    dot(a, b).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        dot(a, b).block_until_ready()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
 
 
 def _rate(fn: Callable[[], Any], items: int, *, seconds: float, repeats: int = 5) -> float:
@@ -336,6 +354,7 @@ def run(
     t0 = time.perf_counter()
     codec = load_codec(checkpoint)
     result: dict[str, Any] = {"machine": machine_info(), "checkpoint": codec.source}
+    result["machine"]["xla_matmul_gflops"] = matmul_gflops()
     if masks_dir:
         masks = load_masks(masks_dir, limit)
         source = f"{masks_dir} (first {len(masks)} non-empty, > 127, tight box)"
