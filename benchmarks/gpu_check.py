@@ -30,7 +30,7 @@ import numpy as np
 
 from paligemma_segcodec import model
 from paligemma_segcodec.api import encode_masks, prepare_mask
-from paligemma_segcodec.bench import jit_encoder, load_masks, machine_info, synthetic_masks
+from paligemma_segcodec.bench import jit_encoder, load_masks, machine_info, matmul_gflops, synthetic_masks
 from paligemma_segcodec.checkpoint import read_checkpoint
 from paligemma_segcodec.codec import Codec
 
@@ -113,6 +113,10 @@ def main() -> None:
         print(f"[{time.perf_counter() - t0:7.1f} s] {name}", file=sys.stderr, flush=True)
         if args.out:
             Path(args.out).write_text(json.dumps(result, indent=2))
+
+    # The device's own fp32 matmul rate at HIGHEST (GFLOP/s): a yardstick for comparing runs and cards.
+    size = 2048 if jax.default_backend() == "cpu" else 8192
+    stage("matmul_yardstick", lambda: {"n": size, "gflops": matmul_gflops(size)})
 
     cpu_dev = jax.devices("cpu")[0]
     masks = load_masks(args.masks) if args.masks else []
