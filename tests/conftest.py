@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, settings
 
 # Shared, noisy machines: no per-example deadlines. In CI, derandomized so a run is reproducible.
@@ -68,3 +69,16 @@ def codec():  # type: ignore[no-untyped-def]
     from paligemma_segcodec import load_codec
 
     return load_codec(DATA / "golden" / "checkpoint.npz")
+
+
+@pytest.fixture
+def segcodec() -> Any:
+    """Runs ``segcodec ARGS --checkpoint <the bundled synthetic checkpoint>`` in-process (click's runner)."""
+    from paligemma_segcodec.cli import main
+
+    def run(*args: object) -> Result:
+        return CliRunner().invoke(
+            main, [*(str(a) for a in args), "--checkpoint", str(DATA / "golden" / "checkpoint.npz")]
+        )
+
+    return run

@@ -6,15 +6,15 @@ Each part is skipped when its extra is not installed; .ci/run installs all of th
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from click.testing import Result
 from PIL import Image
 
 from paligemma_segcodec import decode_tokens, encode_mask, encode_masks, load_codec
-from paligemma_segcodec.cli import main
 from paligemma_segcodec.datasets import convert_folder
 from paligemma_segcodec.maskio import read_mask
 
@@ -81,30 +81,25 @@ def test_tf_data_map_and_batched_map(water_masks: list[np.ndarray]) -> None:
     assert out == encode_masks(water_masks, boxes, ["water"] * 6, codec=codec)
 
 
-def test_hf_dataset_in_and_out(tmp_path: Path) -> None:
+def test_hf_dataset_in_and_out(tmp_path: Path, segcodec: Callable[..., Result]) -> None:
     datasets = pytest.importorskip("datasets")
     from paligemma_segcodec.hf import jsonl_to_dataset
 
     codec = load_codec(CKPT)
     out = tmp_path / "hf"
-    result = CliRunner().invoke(
-        main,
-        [
-            "convert",
-            "--images",
-            str(WATER / "images"),
-            "--masks",
-            str(WATER / "masks"),
-            "--label",
-            "water",
-            "--output",
-            str(out),
-            "--format",
-            "hf",
-            "--checkpoint",
-            str(CKPT),
-            "--no-progress",
-        ],
+    result = segcodec(
+        "convert",
+        "--images",
+        WATER / "images",
+        "--masks",
+        WATER / "masks",
+        "--label",
+        "water",
+        "--output",
+        out,
+        "--format",
+        "hf",
+        "--no-progress",
     )
     assert result.exit_code == 0, result.output
     ds = datasets.load_from_disk(str(out))
@@ -127,22 +122,17 @@ def test_hf_dataset_in_and_out(tmp_path: Path) -> None:
     src = datasets.Dataset.from_dict(rows).cast_column("image", datasets.Image()).cast_column("mask", datasets.Image())
     src.save_to_disk(str(tmp_path / "src"))
     out2 = tmp_path / "from_hf.jsonl"
-    result = CliRunner().invoke(
-        main,
-        [
-            "convert",
-            "--hf-dataset",
-            str(tmp_path / "src"),
-            "--mask-column",
-            "mask",
-            "--label",
-            "water",
-            "--output",
-            str(out2),
-            "--checkpoint",
-            str(CKPT),
-            "--no-progress",
-        ],
+    result = segcodec(
+        "convert",
+        "--hf-dataset",
+        tmp_path / "src",
+        "--mask-column",
+        "mask",
+        "--label",
+        "water",
+        "--output",
+        out2,
+        "--no-progress",
     )
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in out2.read_text().splitlines()]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
@@ -54,10 +55,10 @@ def _lines(path: Path) -> list[dict[str, str]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_convert_cli_exact_form_and_strict_parse(tmp_path: Path) -> None:
+def test_convert_cli_exact_form_and_strict_parse(tmp_path: Path, segcodec: Callable[..., Result]) -> None:
     out = tmp_path / "out.jsonl"
     args = ["convert", "--images", str(WATER / "images"), "--masks", str(WATER / "masks"), "--label", "water"]
-    result = CliRunner().invoke(main, [*args, "--output", str(out), "--checkpoint", str(CKPT), "--no-progress"])
+    result = segcodec(*args, "--output", out, "--no-progress")
     assert result.exit_code == 0, result.output
     lines = _lines(out)
     assert len(lines) == 10 and [set(r) for r in lines] == [{"image", "prefix", "suffix"}] * 10
@@ -69,12 +70,12 @@ def test_convert_cli_exact_form_and_strict_parse(tmp_path: Path) -> None:
     assert sorted(r["image"] for r in lines) == sorted(p.name for p in (WATER / "images").iterdir())
     # byte-identical on a re-run
     first = out.read_bytes()
-    CliRunner().invoke(main, [*args, "--output", str(out), "--checkpoint", str(CKPT), "--no-progress"])
+    segcodec(*args, "--output", out, "--no-progress")
     assert out.read_bytes() == first
     assert (tmp_path / "out.errors.jsonl").read_text() == ""
 
 
-def test_convert_planted_faults(faulty: Path, tmp_path: Path) -> None:
+def test_convert_planted_faults(faulty: Path, tmp_path: Path, segcodec: Callable[..., Result]) -> None:
     out = tmp_path / "o" / "train.jsonl"
     report = convert_folder(
         faulty / "images", faulty / "masks", out, label="water", codec=load_codec(CKPT), progress=False
@@ -94,22 +95,17 @@ def test_convert_planted_faults(faulty: Path, tmp_path: Path) -> None:
     white = decode_tokens(by_image[f"{stems[3]}.jpg"]["suffix"], strict=True, codec=load_codec(CKPT))
     assert len(white) == 1 and white[0].loc == (0, 0, 1023, 1023)  # all-white: one full-image object
     # the CLI exits non-zero
-    result = CliRunner().invoke(
-        main,
-        [
-            "convert",
-            "--images",
-            str(faulty / "images"),
-            "--masks",
-            str(faulty / "masks"),
-            "--label",
-            "water",
-            "--output",
-            str(tmp_path / "c.jsonl"),
-            "--checkpoint",
-            str(CKPT),
-            "--no-progress",
-        ],
+    result = segcodec(
+        "convert",
+        "--images",
+        faulty / "images",
+        "--masks",
+        faulty / "masks",
+        "--label",
+        "water",
+        "--output",
+        tmp_path / "c.jsonl",
+        "--no-progress",
     )
     assert result.exit_code == 1 and "skipped 5 item(s)" in result.output
 
@@ -204,24 +200,10 @@ def _coco_fixture(tmp_path: Path) -> tuple[Path, Path]:
     return path, images
 
 
-def test_convert_coco_polygons_rle_crowd(tmp_path: Path) -> None:
+def test_convert_coco_polygons_rle_crowd(tmp_path: Path, segcodec: Callable[..., Result]) -> None:
     ann, images = _coco_fixture(tmp_path)
     out = tmp_path / "coco.jsonl"
-    result = CliRunner().invoke(
-        main,
-        [
-            "convert",
-            "--coco",
-            str(ann),
-            "--images",
-            str(images),
-            "--output",
-            str(out),
-            "--checkpoint",
-            str(CKPT),
-            "--no-progress",
-        ],
-    )
+    result = segcodec("convert", "--coco", ann, "--images", images, "--output", out, "--no-progress")
     assert result.exit_code == 1  # missing.png is an error
     lines = {r["image"]: r for r in _lines(out)}
     assert set(lines) == {"a.png", "b.png"}
@@ -237,23 +219,7 @@ def test_convert_coco_polygons_rle_crowd(tmp_path: Path) -> None:
     assert any("crowd" in e["reason"] and e["severity"] == "warning" for e in errors)
     assert any("missing.png" in e["file"] and e["severity"] == "error" for e in errors)
     # --crowd include keeps the crowd region as an object
-    CliRunner().invoke(
-        main,
-        [
-            "convert",
-            "--coco",
-            str(ann),
-            "--images",
-            str(images),
-            "--output",
-            str(out),
-            "--checkpoint",
-            str(CKPT),
-            "--crowd",
-            "include",
-            "--no-progress",
-        ],
-    )
+    segcodec("convert", "--coco", ann, "--images", images, "--output", out, "--crowd", "include", "--no-progress")
     assert decode_tokens({r["image"]: r for r in _lines(out)}["a.png"]["suffix"], codec=codec)[1].label == "boat"
 
 
@@ -291,25 +257,20 @@ def test_border_wedge_detector() -> None:
     assert border_wedges(wedge | lake, textured) == []  # real content under it: not padding
 
 
-def test_audit_writes_reports(tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        main,
-        [
-            "audit",
-            "--images",
-            str(WATER / "images"),
-            "--masks",
-            str(WATER / "masks"),
-            "--out",
-            str(tmp_path),
-            "--label",
-            "water",
-            "--checkpoint",
-            str(CKPT),
-            "--worst",
-            "4",
-            "--no-progress",
-        ],
+def test_audit_writes_reports(tmp_path: Path, segcodec: Callable[..., Result]) -> None:
+    result = segcodec(
+        "audit",
+        "--images",
+        WATER / "images",
+        "--masks",
+        WATER / "masks",
+        "--out",
+        tmp_path,
+        "--label",
+        "water",
+        "--worst",
+        "4",
+        "--no-progress",
     )
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -322,7 +283,7 @@ def test_audit_writes_reports(tmp_path: Path) -> None:
     assert sheet.size == (480, 4 * 176)
 
 
-def test_show_eval_export_round_trip(tmp_path: Path) -> None:
+def test_show_eval_export_round_trip(tmp_path: Path, segcodec: Callable[..., Result]) -> None:
     out = tmp_path / "gt.jsonl"
     codec = load_codec(CKPT)
     convert_folder(WATER / "images", WATER / "masks", out, label="water", codec=codec, progress=False)
@@ -331,20 +292,7 @@ def test_show_eval_export_round_trip(tmp_path: Path) -> None:
     lines[0]["suffix"] = "<loc0001><loc0002> broken"
     preds.write_text("".join(json.dumps({"image": r["image"], "prediction": r["suffix"]}) + "\n" for r in lines))
     # show
-    result = CliRunner().invoke(
-        main,
-        [
-            "show",
-            "--predictions",
-            str(preds),
-            "--images",
-            str(WATER / "images"),
-            "--out",
-            str(tmp_path / "show"),
-            "--checkpoint",
-            str(CKPT),
-        ],
-    )
+    result = segcodec("show", "--predictions", preds, "--images", WATER / "images", "--out", tmp_path / "show")
     assert result.exit_code == 0, result.output
     name = lines[1]["image"]
     shown = np.asarray(Image.open(tmp_path / "show" / (Path(name).stem + ".png")).convert("RGB")).astype(int)
@@ -352,40 +300,14 @@ def test_show_eval_export_round_trip(tmp_path: Path) -> None:
     assert shown.shape == original.shape and np.mean(np.any(shown != original, axis=-1)) > 0.01
     # eval: the broken line is invalid
     csv_out = tmp_path / "scores.csv"
-    result = CliRunner().invoke(
-        main,
-        [
-            "eval",
-            "--predictions",
-            str(preds),
-            "--masks",
-            str(WATER / "masks"),
-            "--csv",
-            str(csv_out),
-            "--checkpoint",
-            str(CKPT),
-        ],
-    )
+    result = segcodec("eval", "--predictions", preds, "--masks", WATER / "masks", "--csv", csv_out)
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)
     assert metrics["images"] == 10 and metrics["invalid"] == 1 and 0 <= metrics["miou"] <= 1
     assert len(csv_out.read_text().splitlines()) == 11
     # export to COCO and load back with pycocotools
     coco_out = tmp_path / "pred_coco.json"
-    result = CliRunner().invoke(
-        main,
-        [
-            "export",
-            "--predictions",
-            str(preds),
-            "--images",
-            str(WATER / "images"),
-            "--out",
-            str(coco_out),
-            "--checkpoint",
-            str(CKPT),
-        ],
-    )
+    result = segcodec("export", "--predictions", preds, "--images", WATER / "images", "--out", coco_out)
     assert result.exit_code == 0, result.output
     coco = COCO(str(coco_out))
     segs = decode_tokens(lines[1]["suffix"], height=original.shape[0], width=original.shape[1], codec=codec)
@@ -409,7 +331,7 @@ def test_polygons_rasterize_back(tmp_path: Path) -> None:
     assert coco["annotations"] == [] and coco["images"][0]["id"] == 1
 
 
-def test_convert_reads_mask_files_of_any_mask_format_alike(tmp_path: Path) -> None:
+def test_convert_reads_mask_files_of_any_mask_format_alike(tmp_path: Path, segcodec: Callable[..., Result]) -> None:
     """The same mask saved as 16-bit PNG, palette 0/1, LA, RGBA grey, alpha-only cut-out, float and
     32-bit TIFF gives the same JSONL line as the 8-bit original; duplicates and empty folders are reported."""
     stems = sorted(p.stem for p in (WATER / "images").iterdir())[:7]
@@ -449,14 +371,21 @@ def test_convert_reads_mask_files_of_any_mask_format_alike(tmp_path: Path) -> No
     # empty folders: a clear error instead of an empty dataset
     (tmp_path / "e1").mkdir()
     (tmp_path / "e2").mkdir()
-    result = CliRunner().invoke(
-        main, ["convert", "--images", str(tmp_path / "e1"), "--masks", str(tmp_path / "e2"), "--label", "x",
-               "--output", str(tmp_path / "e.jsonl"), "--checkpoint", str(CKPT)]
-    )  # fmt: skip
+    result = segcodec(
+        "convert",
+        "--images",
+        tmp_path / "e1",
+        "--masks",
+        tmp_path / "e2",
+        "--label",
+        "x",
+        "--output",
+        tmp_path / "e.jsonl",
+    )
     assert result.exit_code == 1 and "no files in" in result.output
 
 
-def test_convert_warns_when_no_pixel_passes_the_threshold(tmp_path: Path) -> None:
+def test_convert_warns_when_no_pixel_passes_the_threshold(tmp_path: Path, segcodec: Callable[..., Result]) -> None:
     """A 0/1 mask saved as JPEG (values 0..3) is written with an empty suffix and a warning, not silently."""
     stem = sorted(p.stem for p in (WATER / "images").iterdir())[0]
     img, msk = tmp_path / "images", tmp_path / "masks"
@@ -466,7 +395,7 @@ def test_convert_warns_when_no_pixel_passes_the_threshold(tmp_path: Path) -> Non
     binary = np.asarray(Image.open(WATER / "masks" / f"{stem}.jpg").convert("L")) > 127
     Image.fromarray(binary.astype(np.uint8) * 3).save(msk / f"{stem}.jpg", quality=70)
     args = ["convert", "--images", str(img), "--masks", str(msk), "--label", "water", "--no-progress"]
-    result = CliRunner().invoke(main, [*args, "--output", str(tmp_path / "o.jsonl"), "--checkpoint", str(CKPT)])
+    result = segcodec(*args, "--output", tmp_path / "o.jsonl")
     assert result.exit_code == 0, result.output
     assert "1 warning(s)" in result.output and "no pixel above --threshold 127" in result.output
     (line,) = _lines(tmp_path / "o.jsonl")
@@ -474,8 +403,6 @@ def test_convert_warns_when_no_pixel_passes_the_threshold(tmp_path: Path) -> Non
     (warning,) = _lines(tmp_path / "o.errors.jsonl")
     assert warning["severity"] == "warning" and warning["file"].endswith(f"{stem}.jpg")
     # with a threshold that fits the values, the objects come out and nothing is reported
-    result = CliRunner().invoke(
-        main, [*args, "--threshold", "1", "--output", str(tmp_path / "t.jsonl"), "--checkpoint", str(CKPT)]
-    )
+    result = segcodec(*args, "--threshold", "1", "--output", tmp_path / "t.jsonl")
     assert result.exit_code == 0 and "warning" not in result.output
     assert _lines(tmp_path / "t.jsonl")[0]["suffix"] != "" and _lines(tmp_path / "t.errors.jsonl") == []
