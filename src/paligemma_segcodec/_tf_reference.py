@@ -27,7 +27,7 @@ class TfReference:
 
     def __init__(self, checkpoint: Checkpoint) -> None:
         tf = require("tensorflow", "tf")
-        self._tf = tf
+        self.version: str = tf.__version__
 
         def conv(c: Any) -> tuple[Any, Any]:  # PyTorch (out, in, kh, kw) -> TF (kh, kw, in, out)
             return tf.constant(c.weight.transpose(2, 3, 1, 0)), tf.constant(c.bias)

@@ -251,10 +251,8 @@ def bench_tf_reference(
     )
     theirs = [format_object(*ref.encode_one(m, b), None) for m, b in zip(few, boxes, strict=True)]
     ours = encode_masks(few, boxes, codec=codec)
-    import tensorflow as tf
-
     return {
-        "tensorflow": tf.__version__,
+        "tensorflow": ref.version,
         "encoder_batch": batch,
         "encoder_masks_per_s": enc,
         "per_mask_masks_per_s": per_mask,

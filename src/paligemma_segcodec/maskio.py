@@ -47,27 +47,26 @@ def read_mask_values(path: str | os.PathLike[str] | IO[bytes]) -> npt.NDArray[np
         mode = im.mode
         if mode in ("1", "L", "P"):
             return np.asarray(im.convert("L") if mode == "1" else im, dtype=np.uint8)
-        if mode in ("LA", "RGBA"):
-            alpha = np.asarray(im.getchannel("A"), dtype=np.uint8)
-            grey = np.asarray(im.convert("L"), dtype=np.uint8)
-            if grey.min() == grey.max() and alpha.min() != alpha.max():
-                return alpha
-            if mode == "LA":
-                return grey
         if mode.startswith("I") or mode == "F":
             raw = np.asarray(im)
             if raw.ndim != 2 or (mode == "F" and not np.all(raw == np.round(raw))):
                 raise UnsupportedMaskError(f"{name}: mode {mode} mask with non-integer values")
             return raw.astype(np.int32)
-        if mode in ("RGB", "RGBA"):
-            rgb = np.asarray(im.convert("RGB"), dtype=np.int16)
-            spread = np.abs(rgb - rgb[..., :1]).max(axis=-1)
-            if np.mean(spread > _GREY_SPREAD) > 0.001:
-                raise UnsupportedMaskError(
-                    f"{name}: colour mask (mode {mode} with different R, G, B values); "
-                    "save masks as single-channel (L or P) images"
-                )
-            return np.asarray(im.convert("L"), dtype=np.uint8)
+        if mode in ("LA", "RGB", "RGBA"):
+            grey = np.asarray(im.convert("L"), dtype=np.uint8)
+            if mode != "RGB":  # a transparent cut-out keeps the mask in the alpha channel
+                alpha = np.asarray(im.getchannel("A"), dtype=np.uint8)
+                if grey.min() == grey.max() and alpha.min() != alpha.max():
+                    return alpha
+            if mode != "LA":
+                rgb = np.asarray(im.convert("RGB"), dtype=np.int16)
+                spread = np.abs(rgb - rgb[..., :1]).max(axis=-1)
+                if np.mean(spread > _GREY_SPREAD) > 0.001:
+                    raise UnsupportedMaskError(
+                        f"{name}: colour mask (mode {mode} with different R, G, B values); "
+                        "save masks as single-channel (L or P) images"
+                    )
+            return grey
         raise UnsupportedMaskError(f"{name}: unsupported image mode {mode} for a mask")
 
 

@@ -122,7 +122,7 @@ def audit_folder(
     out.mkdir(parents=True, exist_ok=True)
     pairs, problems = match_pairs(images_dir, masks_dir)
     report = AuditReport(skipped=list(problems))
-    keep: list[tuple[float, Path, Path, MaskObject, npt.NDArray[np.bool_]]] = []
+    keep: list[tuple[float, Path, MaskObject, npt.NDArray[np.bool_]]] = []
     for pair in tqdm(pairs, desc="audit", unit="img", disable=not progress):
         try:
             values = read_mask_values(pair.mask)
@@ -133,7 +133,7 @@ def audit_folder(
         results = audit_objects(objects, [values.shape] * len(objects), codec=codec)
         for i, (o, (score, rt, loc)) in enumerate(zip(objects, results, strict=True)):
             report.records.append(AuditRecord(pair.image.name, i, o.label, loc, o.area, score))
-            keep.append((score, pair.image, pair.mask, o, rt))
+            keep.append((score, pair.image, o, rt))
             keep.sort(key=lambda k: k[0])
             del keep[worst:]
     with (out / "audit.csv").open("w", newline="") as f:
@@ -143,7 +143,7 @@ def audit_folder(
             writer.writerow([r.image, r.index, r.label, *r.loc, r.area, f"{r.iou:.6f}"])
     (out / "summary.json").write_text(json.dumps(report.summary(), indent=2) + "\n")
     histogram([r.iou for r in report.records]).save(out / "histogram.png")
-    contact_sheet([(s, img, o, rt) for s, img, _, o, rt in keep]).save(out / "worst.png")
+    contact_sheet(keep).save(out / "worst.png")
     return report
 
 

@@ -278,14 +278,15 @@ def example_for_pair(
     objects, dropped = extract_objects(values, **extract)
     image = name if name is not None else str(getattr(image_path, "name", ""))
     warnings: tuple[Problem, ...] = ()
-    threshold = extract.get("threshold", 127)
-    top = int(values.max()) if values.size else 0
-    if extract.get("label") is not None and 1 < top <= threshold:
-        reason = (
-            f"no pixel above --threshold {threshold} (values 0..{top}): a 0/1 mask saved with JPEG noise? "
-            f"written with an empty suffix; pass a lower --threshold if these are objects"
-        )
-        warnings = (Problem(where, reason, severity="warning"),)
+    if extract.get("label") is not None and not objects and not dropped:  # nothing above the threshold
+        threshold = extract.get("threshold", 127)
+        top = int(values.max()) if values.size else 0
+        if top > 1:
+            reason = (
+                f"no pixel above --threshold {threshold} (values 0..{top}): a 0/1 mask saved with JPEG noise? "
+                f"written with an empty suffix; pass a lower --threshold if these are objects"
+            )
+            warnings = (Problem(where, reason, severity="warning"),)
     return Example(image, image_path, labels, tuple(objects), warnings=warnings), dropped
 
 
