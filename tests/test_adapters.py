@@ -142,20 +142,41 @@ def test_hf_dataset_in_and_out(tmp_path: Path, segcodec: Callable[..., Result]) 
 
 def test_ray_matches_single_process_convert(tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
+    from paligemma_segcodec.datasets.convert import errors_path
     from paligemma_segcodec.ray import convert_with_ray
 
+    # The bundled pairs plus one of each fault: an unreadable mask (skipped), an image without a
+    # mask (unmatched), and a low-valued mask saved as JPEG (converted
+    # with an empty suffix and a warning).
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir(), masks.mkdir()
+    for p in sorted((WATER / "images").iterdir()):
+        (images / p.name).write_bytes(p.read_bytes())
+        (masks / p.name).write_bytes((WATER / "masks" / p.name).read_bytes())
+    first = sorted(images.iterdir())[0]
+    for name in ("broken.jpg", "lonely.jpg", "zero_one.jpg"):
+        (images / name).write_bytes(first.read_bytes())
+    (masks / "broken.png").write_bytes(b"")
+    with Image.open(first) as im:
+        w, h = im.size
+    zero_one = np.zeros((h, w), np.uint8)
+    zero_one[h // 4 : h // 2, w // 4 : w // 2] = 3  # values 0..3 after JPEG: nothing above 127
+    Image.fromarray(zero_one).save(masks / "zero_one.jpg", quality=70)
+
     single = tmp_path / "single.jsonl"
-    convert_folder(WATER / "images", WATER / "masks", single, label="water", codec=load_codec(CKPT), progress=False)
+    report = convert_folder(images, masks, single, label="water", codec=load_codec(CKPT), progress=False)
+    assert (len(report.skipped), len(report.warnings)) == (2, 1)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     try:
         distributed = tmp_path / "ray.jsonl"
-        n = convert_with_ray(
-            WATER / "images", WATER / "masks", distributed, label="water", checkpoint=str(CKPT), batch_size=4
-        )
+        n = convert_with_ray(images, masks, distributed, label="water", checkpoint=str(CKPT), batch_size=4)
     finally:
         ray.shutdown()
-    assert n == 10
+    assert n == 11
     assert distributed.read_bytes() == single.read_bytes()
+    assert errors_path(distributed).read_bytes() == errors_path(single).read_bytes()
+    severities = [json.loads(line)["severity"] for line in errors_path(single).read_text().splitlines()]
+    assert sorted(severities) == ["error", "error", "warning"]
 
 
 def test_supervision_detections_and_annotation(water_masks: list[np.ndarray]) -> None:

@@ -43,7 +43,12 @@ def _ray() -> Any:
 
 class SegcodecEncoder:
     """``map_batches`` callable: rows ``{"image", "image_path"?, "mask_path" | "mask"}`` →
-    ``{"image", "prefix", "suffix", "error"}`` (``error`` is "" for a converted row).
+    ``{"image", "prefix", "suffix", "error", "warning"}``.
+
+    ``error`` is ``"FILE: reason"`` for a row that could not be converted (its prefix and suffix
+    are empty) and ``""`` otherwise. ``warning`` is ``"FILE: reason"`` (one per line) for a row
+    that was converted but looks wrong, e.g. a 0/1 mask saved as JPEG with nothing above the
+    threshold (``segcodec convert`` writes the same warning to ``OUT.errors.jsonl``).
 
     Args:
       label: label of binary masks (as ``segcodec convert --label``).
@@ -98,17 +103,19 @@ class SegcodecEncoder:
                 [prepare_crop(o.crop, o.box) for o in objects], [o.label for o in objects], codec=self.codec
             )
         )
-        out: dict[str, list[str]] = {"image": [], "prefix": [], "suffix": [], "error": []}
+        out: dict[str, list[str]] = {"image": [], "prefix": [], "suffix": [], "error": [], "warning": []}
         for row, it in zip(rows, items, strict=True):
             out["image"].append(str(row["image"]))
             if isinstance(it, Problem):
                 out["prefix"].append("")
                 out["suffix"].append("")
                 out["error"].append(f"{it.file}: {it.reason}")
+                out["warning"].append("")
                 continue
             out["prefix"].append("segment " + " ; ".join(it.labels))
             out["suffix"].append(" ; ".join(next(texts) for _ in it.objects))
             out["error"].append("")
+            out["warning"].append("\n".join(f"{w.file}: {w.reason}" for w in it.warnings))
         return {k: np.array(v, dtype=object) for k, v in out.items()}
 
 
@@ -133,8 +140,9 @@ def convert_with_ray(
     concurrency: int = 2,
     **encoder: Any,
 ) -> int:
-    """The recipe on the current Ray cluster; writes ``output`` exactly like ``segcodec convert``
-    (same lines, same order) and ``OUT.errors.jsonl``. Returns the number of lines written."""
+    """The recipe on the current Ray cluster; writes ``output`` and ``OUT.errors.jsonl`` exactly
+    like ``segcodec convert`` (same lines, same order; skipped items and warnings alike).
+    Returns the number of lines written."""
     import json
 
     from paligemma_segcodec.datasets.convert import errors_path
@@ -160,6 +168,10 @@ def convert_with_ray(
                 file, _, reason = str(r["error"]).partition(": ")
                 errors.write(json.dumps(Problem(file, reason).to_json(), ensure_ascii=False) + "\n")
                 continue
+            for warning in filter(None, str(r["warning"]).split("\n")):
+                file, _, reason = warning.partition(": ")
+                problem = Problem(file, reason, severity="warning")
+                errors.write(json.dumps(problem.to_json(), ensure_ascii=False) + "\n")
             record = {"image": str(r["image"]), "prefix": str(r["prefix"]), "suffix": str(r["suffix"])}
             f.write(json.dumps(record, ensure_ascii=False) + "\n")  # as convert's format_line
             lines += 1
