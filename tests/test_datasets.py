@@ -18,6 +18,7 @@ from paligemma_segcodec import decode_tokens, load_codec
 from paligemma_segcodec.cli import main
 from paligemma_segcodec.datasets import convert_folder, extract_objects, lint_folder, mask_to_polygons, segments_to_coco
 from paligemma_segcodec.datasets.lint import border_wedges
+from paligemma_segcodec.maskio import read_mask, read_mask_values
 
 DATA = Path(__file__).parent / "data"
 CKPT = DATA / "golden" / "checkpoint.npz"
@@ -49,6 +50,12 @@ def faulty(tmp_path: Path) -> Path:
         im.convert("RGB").save(msk / f"{stems[5]}.png")  # the photo itself as "mask"
     (msk / f"{stems[5]}.jpg").unlink()
     return root
+
+
+def _palette_image(indices: np.ndarray, palette: list[int]) -> Image.Image:
+    im = Image.fromarray(indices.astype(np.uint8), "P")
+    im.putpalette(palette)
+    return im
 
 
 def _lines(path: Path) -> list[dict[str, str]]:
@@ -333,8 +340,10 @@ def test_polygons_rasterize_back(tmp_path: Path) -> None:
 
 def test_convert_reads_mask_files_of_any_mask_format_alike(tmp_path: Path, segcodec: Callable[..., Result]) -> None:
     """The same mask saved as 16-bit PNG, palette 0/1, LA, RGBA grey, alpha-only cut-out, float and
-    32-bit TIFF gives the same JSONL line as the 8-bit original; duplicates and empty folders are reported."""
-    stems = sorted(p.stem for p in (WATER / "images").iterdir())[:7]
+    32-bit TIFF, GIF, lossless WebP, a palette PNG with white first and a CMYK TIFF gives the same
+    JSONL line as the 8-bit original; duplicates and empty folders are reported."""
+    stems = sorted(p.stem for p in (WATER / "images").iterdir())
+    stems += [f"{stem}_again" for stem in stems[:1]]  # more formats than bundled pairs
     img, msk, ref = tmp_path / "images", tmp_path / "masks", tmp_path / "ref"
     for d in (img, msk, ref):
         d.mkdir()
@@ -346,19 +355,24 @@ def test_convert_reads_mask_files_of_any_mask_format_alike(tmp_path: Path, segco
         lambda b: Image.fromarray(np.stack([np.zeros(b.shape)] * 3 + [b * 255], -1).astype(np.uint8), "RGBA"),
         lambda b: Image.fromarray(b.astype(np.float32)),  # F, 0/1
         lambda b: Image.fromarray(b.astype(np.int32) * 255),  # I
+        lambda b: Image.fromarray(b.astype(np.uint8) * 255),  # GIF: a palette in the encoder's order
+        lambda b: Image.fromarray(b.astype(np.uint8) * 255),  # WebP (saved lossless)
+        lambda b: _palette_image((~b).astype(np.uint8), [255, 255, 255, 0, 0, 0]),  # index 0 is white
+        lambda b: Image.fromarray(b.astype(np.uint8) * 255).convert("CMYK"),  # CMYK TIFF
     ]
-    suffixes = [".png", ".png", ".png", ".png", ".png", ".tif", ".tif"]
+    suffixes = [".png", ".png", ".png", ".png", ".png", ".tif", ".tif", ".gif", ".webp", ".png", ".tif"]
     for stem, write, suffix in zip(stems, writers, suffixes, strict=True):
-        shutil.copy(WATER / "images" / f"{stem}.jpg", img)
-        binary = np.asarray(Image.open(WATER / "masks" / f"{stem}.jpg").convert("L")) > 127
+        source = stem.removesuffix("_again")
+        shutil.copy(WATER / "images" / f"{source}.jpg", img / f"{stem}.jpg")
+        binary = np.asarray(Image.open(WATER / "masks" / f"{source}.jpg").convert("L")) > 127
         Image.fromarray(binary.astype(np.uint8) * 255).save(ref / f"{stem}.png")
-        write(binary).save(msk / f"{stem}{suffix}")
+        write(binary).save(msk / f"{stem}{suffix}", **({"lossless": True} if suffix == ".webp" else {}))
     common = {"label": "water", "codec": load_codec(CKPT), "progress": False}
     want = convert_folder(img, ref, tmp_path / "want.jsonl", **common)
     got = convert_folder(img, msk, tmp_path / "got.jsonl", **common)
     assert want.ok and got.ok
     assert (tmp_path / "got.jsonl").read_bytes() == (tmp_path / "want.jsonl").read_bytes()
-    assert sum(bool(r["suffix"]) for r in _lines(tmp_path / "got.jsonl")) == 7
+    assert sum(bool(r["suffix"]) for r in _lines(tmp_path / "got.jsonl")) == 11
 
     # a second mask file with the same stem: reported (which one was used), the pair still converted
     shutil.copy(ref / f"{stems[0]}.png", msk / f"{stems[0]}.bmp")
@@ -366,7 +380,7 @@ def test_convert_reads_mask_files_of_any_mask_format_alike(tmp_path: Path, segco
     errors = _lines(tmp_path / "dup.errors.jsonl")
     assert not dup.ok and len(errors) == 1
     assert f"two mask files with the stem '{stems[0]}': used {stems[0]}.bmp, not this one" in errors[0]["reason"]
-    assert len(_lines(tmp_path / "dup.jsonl")) == 7
+    assert len(_lines(tmp_path / "dup.jsonl")) == 11
 
     # empty folders: a clear error instead of an empty dataset
     (tmp_path / "e1").mkdir()
@@ -406,3 +420,62 @@ def test_convert_warns_when_no_pixel_passes_the_threshold(tmp_path: Path, segcod
     result = segcodec(*args, "--threshold", "1", "--output", tmp_path / "t.jsonl")
     assert result.exit_code == 0 and "warning" not in result.output
     assert _lines(tmp_path / "t.jsonl")[0]["suffix"] != "" and _lines(tmp_path / "t.errors.jsonl") == []
+
+
+def test_palette_masks_read_as_they_look_unless_the_palette_has_colours(tmp_path: Path) -> None:
+    """A grey palette (GIF, a quantized grey image) gives the grey levels the file shows; a colour
+    palette (VOC-style class colours) gives the indices; a black/white 0/1 palette stays 0/1."""
+    rng = np.random.default_rng(0)
+    grey = rng.choice(np.array([0, 40, 200, 255], np.uint8), size=(12, 16))
+    Image.fromarray(grey).save(tmp_path / "grey.gif")
+    np.testing.assert_array_equal(read_mask_values(tmp_path / "grey.gif"), grey)
+    shuffled = np.array([3, 0, 2, 1], np.uint8)[np.searchsorted([0, 40, 200, 255], grey)]
+    _palette_image(shuffled, [40] * 3 + [255] * 3 + [200] * 3 + [0] * 3).save(tmp_path / "shuffled.png")
+    np.testing.assert_array_equal(read_mask_values(tmp_path / "shuffled.png"), grey)
+    classes = rng.integers(0, 3, size=(12, 16)).astype(np.uint8)
+    _palette_image(classes, [0, 0, 0, 128, 0, 0, 0, 128, 0]).save(tmp_path / "voc.png")
+    np.testing.assert_array_equal(read_mask_values(tmp_path / "voc.png"), classes)
+    binary = classes == 1
+    _palette_image(binary, [0, 0, 0, 255, 255, 255]).save(tmp_path / "bw.png")
+    np.testing.assert_array_equal(read_mask_values(tmp_path / "bw.png"), binary.astype(np.uint8))
+    objects, _ = extract_objects(read_mask_values(tmp_path / "bw.png"), classes={1: "water"}, instances="whole")
+    assert len(objects) == 1 and objects[0].area == binary.sum()  # --classes 1=water still finds it
+    _palette_image(binary, [255, 255, 255, 0, 0, 0]).save(tmp_path / "wb.png")  # white first
+    np.testing.assert_array_equal(read_mask(tmp_path / "wb.png"), ~binary)
+
+
+def test_unreadable_files_are_reported_with_short_reasons(tmp_path: Path, segcodec: Callable[..., Result]) -> None:
+    """Empty, missing (broken link), non-image and truncated mask files: one reason each, no path
+    inside it, so that the summary counts them by kind; every other pair is converted."""
+    root = tmp_path / "water"
+    shutil.copytree(WATER, root)
+    msk = root / "masks"
+    stems = sorted(p.stem for p in msk.iterdir())
+    (msk / f"{stems[0]}.jpg").write_bytes(b"")
+    (msk / f"{stems[1]}.jpg").unlink()
+    (msk / f"{stems[1]}.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (msk / f"{stems[2]}.jpg").write_text("not an image")
+    data = (msk / f"{stems[3]}.jpg").read_bytes()
+    (msk / f"{stems[3]}.jpg").write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out.jsonl"
+    result = segcodec(
+        "convert", "--images", root / "images", "--masks", msk, "--label", "water", "--output", out, "--no-progress"
+    )
+    assert result.exit_code == 1
+    reasons = {e["file"]: e["reason"] for e in _lines(tmp_path / "out.errors.jsonl")}
+    assert reasons == {
+        str(msk / f"{stems[0]}.jpg"): "unreadable mask: empty file (0 bytes)",
+        str(msk / f"{stems[1]}.jpg"): "unreadable mask: file not found (a broken link?)",
+        str(msk / f"{stems[2]}.jpg"): "unreadable mask: not an image file Pillow can read",
+        str(msk / f"{stems[3]}.jpg"): "unreadable mask: truncated file",
+    }
+    for line in (
+        "1 x unreadable mask: empty file",
+        "1 x unreadable mask: file not found",
+        "1 x unreadable mask: not an image file Pillow can read",
+        "1 x unreadable mask: truncated file",
+    ):
+        assert line in result.output
+    assert len(_lines(out)) == len(stems) - 4
+    lint = lint_folder(root / "images", msk)
+    assert {p.reason for p in lint.errors} >= set(reasons.values())

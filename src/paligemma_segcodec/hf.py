@@ -56,10 +56,10 @@ def load_hf_dataset(path_or_name: str, *, split: str = "train") -> Any:
 def _to_values(mask: Any) -> np.ndarray:
     from PIL import Image
 
-    if isinstance(mask, Image.Image):
-        arr = np.asarray(mask.convert("L") if mask.mode not in ("L", "P", "1", "I", "I;16") else mask)
-    else:
-        arr = np.asarray(mask)
+    from paligemma_segcodec.maskio import mask_values
+
+    # a PIL image follows the rules of mask files (palettes, alpha cut-outs, colour masks)
+    arr = np.asarray(mask_values(mask)) if isinstance(mask, Image.Image) else np.asarray(mask)
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.dtype == np.bool_:

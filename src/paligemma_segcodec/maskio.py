@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-__all__ = ["UnsupportedMaskError", "binarize", "read_image", "read_mask", "read_mask_values"]
+__all__ = ["UnsupportedMaskError", "binarize", "mask_values", "read_image", "read_mask", "read_mask_values"]
 
 _GREY_SPREAD = 8  # an RGB mask whose channels differ by at most this is grey (JPEG noise)
 
@@ -27,15 +27,7 @@ def read_image(path: str | os.PathLike[str]) -> Image.Image:
 
 
 def read_mask_values(path: str | os.PathLike[str] | IO[bytes]) -> npt.NDArray[np.integer]:
-    """A mask file's values as an integer ``(H, W)`` array.
-
-    - ``1``, ``L``: grey values 0..255 (uint8);
-    - ``P``: the palette indices (a semantic mask saved with a palette), uint8;
-    - ``I``, ``I;16``, integer-valued ``F``: the values (int32), for label maps with many classes;
-    - ``RGB`` whose channels are equal up to JPEG noise: grey values (uint8);
-    - ``LA``/``RGBA``: like ``L``/``RGB``, except that when the grey values are all equal and the
-      alpha channel is not, the mask is in the alpha channel (a cut-out saved as a transparent
-      PNG): the alpha values (uint8).
+    """A mask file's values as an integer ``(H, W)`` array (see `mask_values` for each mode).
 
     Raises:
       OSError: unreadable or truncated file (Pillow's error).
@@ -44,30 +36,81 @@ def read_mask_values(path: str | os.PathLike[str] | IO[bytes]) -> npt.NDArray[np
     name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "<mask bytes>"
     with Image.open(path) as im:
         im.load()
-        mode = im.mode
-        if mode in ("1", "L", "P"):
-            return np.asarray(im.convert("L") if mode == "1" else im, dtype=np.uint8)
-        if mode.startswith("I") or mode == "F":
-            raw = np.asarray(im)
-            if raw.ndim != 2 or (mode == "F" and not np.all(raw == np.round(raw))):
-                raise UnsupportedMaskError(f"{name}: mode {mode} mask with non-integer values")
-            return raw.astype(np.int32)
-        if mode in ("LA", "RGB", "RGBA"):
-            grey = np.asarray(im.convert("L"), dtype=np.uint8)
-            if mode != "RGB":  # a transparent cut-out keeps the mask in the alpha channel
-                alpha = np.asarray(im.getchannel("A"), dtype=np.uint8)
-                if grey.min() == grey.max() and alpha.min() != alpha.max():
-                    return alpha
-            if mode != "LA":
-                rgb = np.asarray(im.convert("RGB"), dtype=np.int16)
-                spread = np.abs(rgb - rgb[..., :1]).max(axis=-1)
-                if np.mean(spread > _GREY_SPREAD) > 0.001:
-                    raise UnsupportedMaskError(
-                        f"{name}: colour mask (mode {mode} with different R, G, B values); "
-                        "save masks as single-channel (L or P) images"
-                    )
-            return grey
-        raise UnsupportedMaskError(f"{name}: unsupported image mode {mode} for a mask")
+        return mask_values(im, name)
+
+
+def mask_values(im: Image.Image, name: str = "mask") -> npt.NDArray[np.integer]:
+    """A decoded mask image's values as an integer ``(H, W)`` array.
+
+    - ``1``, ``L``: grey values 0..255 (uint8);
+    - ``P``: the palette indices (a semantic mask saved with a colour palette, as in VOC), uint8;
+      except when every palette entry used is grey (R = G = B): then the image is a grey image
+      stored with a palette (GIF always stores one so) and the values are the grey levels it
+      shows, uint8. A 0/1 index mask whose entry 1 is the brighter keeps its indices 0/1;
+    - ``I``, ``I;16``, integer-valued ``F``: the values (int32), for label maps with many classes;
+    - ``RGB`` (or ``CMYK``, ``YCbCr``, … converted to RGB) whose channels are equal up to JPEG
+      noise: grey values (uint8);
+    - ``LA``/``RGBA``: like ``L``/``RGB``, except that when the grey values are all equal and the
+      alpha channel is not, the mask is in the alpha channel (a cut-out saved as a transparent
+      PNG): the alpha values (uint8).
+
+    Raises:
+      UnsupportedMaskError: a colour image or another mode that is not a mask (``name`` says
+        which).
+    """
+    if im.mode in ("CMYK", "YCbCr", "LAB", "HSV"):  # e.g. a grey mask exported as a CMYK JPEG
+        im = im.convert("RGB")
+    mode = im.mode
+    if mode in ("1", "L"):
+        return np.asarray(im.convert("L") if mode == "1" else im, dtype=np.uint8)
+    if mode == "P":
+        return _palette_values(np.asarray(im, dtype=np.uint8), im.getpalette())
+    if mode.startswith("I") or mode == "F":
+        raw = np.asarray(im)
+        if raw.ndim != 2 or (mode == "F" and not np.all(raw == np.round(raw))):
+            raise UnsupportedMaskError(
+                f"{name}: mode {mode} mask with non-integer values ({_value_range(raw)}); "
+                "save masks as 8-bit images (0/255) or integer label maps"
+            )
+        return raw.astype(np.int32)
+    if mode in ("LA", "RGB", "RGBA"):
+        grey = np.asarray(im.convert("L"), dtype=np.uint8)
+        if mode != "RGB":  # a transparent cut-out keeps the mask in the alpha channel
+            alpha = np.asarray(im.getchannel("A"), dtype=np.uint8)
+            if grey.min() == grey.max() and alpha.min() != alpha.max():
+                return alpha
+        if mode != "LA":
+            rgb = np.asarray(im.convert("RGB"), dtype=np.int16)
+            spread = np.abs(rgb - rgb[..., :1]).max(axis=-1)
+            if np.mean(spread > _GREY_SPREAD) > 0.001:
+                raise UnsupportedMaskError(
+                    f"{name}: colour mask (mode {mode} with different R, G, B values); "
+                    "save masks as single-channel (L or P) images"
+                )
+        return grey
+    raise UnsupportedMaskError(f"{name}: unsupported image mode {mode} for a mask")
+
+
+def _value_range(raw: npt.NDArray[np.floating]) -> str:
+    finite = raw[np.isfinite(raw)]
+    span = f"{finite.min():g}..{finite.max():g}" if finite.size else "no finite value"
+    return span + (", NaN or infinite values" if finite.size < raw.size else "")
+
+
+def _palette_values(indices: npt.NDArray[np.uint8], palette: list[int] | None) -> npt.NDArray[np.uint8]:
+    """A ``P`` image's values: its indices, or the grey levels of an all-grey palette (see above)."""
+    if not palette or len(palette) % 3:
+        return indices
+    entries = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
+    used = np.flatnonzero(np.bincount(indices.ravel(), minlength=256))
+    if used[-1] >= len(entries) or np.any(entries[used] != entries[used, :1]):
+        return indices  # a colour palette (class colours): the indices are the classes
+    levels = entries[:, 0]
+    if np.array_equal(levels[used], used):
+        return indices  # grey palette in index order: indices and grey levels agree
+    if used[-1] <= 1 and len(levels) > 1 and levels[1] > levels[0]:
+        return indices  # a 0/1 mask, entry 1 the brighter: 0/1 reads as the grey levels would
+    return np.asarray(levels[indices], dtype=np.uint8)
 
 
 def binarize(values: npt.NDArray[np.integer], threshold: int = 127) -> npt.NDArray[np.bool_]:

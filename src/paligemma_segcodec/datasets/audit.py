@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw
 
-from paligemma_segcodec.datasets.files import Instances, MaskObject, Problem, extract_objects, match_pairs
+from paligemma_segcodec.datasets.files import Instances, MaskObject, Problem, extract_objects, match_pairs, unreadable
 from paligemma_segcodec.maskio import read_mask_values
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def audit_folder(
         try:
             values = read_mask_values(pair.mask)
         except Exception as err:
-            report.skipped.append(Problem(str(pair.mask), f"unreadable mask: {err}"))
+            report.skipped.append(unreadable("mask", str(pair.mask), err))
             continue
         objects, _ = extract_objects(values, label=label, threshold=threshold, instances=instances, min_area=min_area)
         results = audit_objects(objects, [values.shape] * len(objects), codec=codec)

@@ -26,7 +26,7 @@ from PIL import Image
 from scipy import ndimage
 
 from paligemma_segcodec.boxes import box_to_loc
-from paligemma_segcodec.datasets.files import MaskObject, Problem
+from paligemma_segcodec.datasets.files import MaskObject, Problem, unreadable
 from paligemma_segcodec.segment import Segment
 
 __all__ = ["coco_examples", "mask_to_polygons", "mask_to_rle", "segments_to_coco"]
@@ -63,7 +63,7 @@ def coco_examples(
                     im.load()
                     w, h = im.size
             except Exception as err:
-                yield Problem(str(path), f"unreadable image: {err}")
+                yield unreadable("image", str(path), err)
                 continue
             if (w, h) != (info.get("width", w), info.get("height", h)):
                 yield Problem(

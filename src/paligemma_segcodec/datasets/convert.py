@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -32,7 +33,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from paligemma_segcodec.datasets.files import Instances, MaskObject, Problem, extract_objects, match_pairs
+from paligemma_segcodec.datasets.files import Instances, MaskObject, Problem, extract_objects, match_pairs, unreadable
 from paligemma_segcodec.maskio import read_mask_values
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ class ConvertReport:
                 f"dropped {self.dropped_small} components smaller than --min-area or thinner than one <loc> step"
             )
         if self.skipped:
-            reasons = Counter(p.reason.split(" (")[0].split(": ")[-1] for p in self.skipped)
+            reasons = Counter(_kind(p.reason) for p in self.skipped)
             lines.append(f"skipped {len(self.skipped)} item(s), listed in {errors_path(self.output)}:")
             lines += [f"  {n} x {r}" for r, n in reasons.most_common()]
         if self.warnings:
@@ -101,6 +102,15 @@ class ConvertReport:
             lines += [f"  {p.file}: {p.reason}" for p in self.warnings[:5]]
             lines += [f"  … and {len(self.warnings) - 5} more"] if len(self.warnings) > 5 else []
         return "\n".join(lines)
+
+
+def _kind(reason: str) -> str:
+    """A problem's reason without its details, to count problems by kind in a summary:
+    ``"unreadable mask: truncated file"``, ``"size mismatch"``, ``"image without mask"``."""
+    head, _, rest = reason.partition(": ")
+    if head.startswith("unreadable") and rest:
+        head += ": " + re.split(r" \(|; ", rest)[0]
+    return re.sub(r" '[^']*'", "", head.split(" (")[0])
 
 
 def errors_path(output: str | os.PathLike[str]) -> Path:
@@ -267,11 +277,11 @@ def example_for_pair(
                 im.load()
                 size = im.size
         except Exception as err:  # Pillow raises many types for broken files
-            return Problem(str(image_path), f"unreadable image: {err}"), 0
+            return unreadable("image", str(image_path), err), 0
     try:
         values = read_mask_values(mask)
     except Exception as err:
-        return Problem(where, f"unreadable mask: {err}"), 0
+        return unreadable("mask", where, err, mask), 0
     if size is not None and values.shape != (size[1], size[0]):
         reason = f"size mismatch: mask is {values.shape[1]}x{values.shape[0]}, image is {size[0]}x{size[1]} (WxH)"
         return Problem(where, reason), 0

@@ -6,10 +6,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 import numpy as np
 import numpy.typing as npt
+from PIL import UnidentifiedImageError
 from scipy import ndimage
 
 from paligemma_segcodec.boxes import Box, box_to_loc
@@ -24,9 +25,10 @@ __all__ = [
     "extract_objects",
     "match_pairs",
     "parse_classes",
+    "unreadable",
 ]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
 Instances = Literal["components", "whole"]
 _EIGHT = np.ones((3, 3), bool)
 
@@ -41,6 +43,50 @@ class Problem:
 
     def to_json(self) -> dict[str, str]:
         return {"file": self.file, "reason": self.reason, "severity": self.severity}
+
+
+def unreadable(
+    what: str, file: str, err: BaseException, source: str | os.PathLike[str] | IO[bytes] | None = None
+) -> Problem:
+    """The `Problem` for a file that could not be read: ``"unreadable WHAT: REASON"``.
+
+    REASON is short and names no path (the problem's ``file`` does), so that reports can count
+    problems by reason: ``file not found (a broken link?)``, ``empty file (0 bytes)``, ``not an
+    image file Pillow can read``, ``truncated file``, ``permission denied``, or the error's own text.
+
+    Args:
+      what: ``"image"``, ``"mask"``, …
+      file: the name the problem is reported under.
+      err: what reading raised.
+      source: what was read (a path, or the open bytes), to tell an empty file; default ``file``.
+    """
+    source = file if source is None else source
+    if isinstance(err, FileNotFoundError):
+        reason = "file not found (a broken link?)"
+    elif isinstance(err, PermissionError):
+        reason = "permission denied"
+    elif isinstance(err, IsADirectoryError):
+        reason = "a folder, not a file"
+    elif _size(source) == 0:
+        reason = "empty file (0 bytes)"
+    elif isinstance(err, UnidentifiedImageError):
+        reason = "not an image file Pillow can read"
+    elif isinstance(err, OSError) and "truncated" in str(err).lower():
+        reason = "truncated file"  # Pillow says "image file is truncated" or "Truncated File Read"
+    else:
+        reason = str(err).removeprefix(f"{os.fspath(source) if isinstance(source, (str, os.PathLike)) else ''}: ")
+        reason = reason or type(err).__name__
+    return Problem(file, f"unreadable {what}: {reason}")
+
+
+def _size(source: str | os.PathLike[str] | IO[bytes]) -> int | None:
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            return os.path.getsize(source)
+        except OSError:
+            return None
+    getbuffer = getattr(source, "getbuffer", None)
+    return getbuffer().nbytes if getbuffer is not None else None
 
 
 @dataclass(frozen=True)
@@ -96,7 +142,8 @@ def _listing(folder: Path, what: str) -> tuple[dict[str, Path], list[Problem]]:
 def match_pairs(
     images_dir: str | os.PathLike[str], masks_dir: str | os.PathLike[str]
 ) -> tuple[list[Pair], list[Problem]]:
-    """Pairs ``images_dir/STEM.*`` with ``masks_dir/STEM.*`` (PNG, JPEG, TIFF, BMP; case-insensitive).
+    """Pairs ``images_dir/STEM.*`` with ``masks_dir/STEM.*`` (PNG, JPEG, TIFF, BMP, GIF, WebP;
+    case-insensitive).
 
     Returns the pairs sorted by stem, and one `Problem` per image without a mask, mask without an
     image, unsupported file type, or duplicated stem.

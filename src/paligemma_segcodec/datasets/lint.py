@@ -27,7 +27,7 @@ import numpy.typing as npt
 from PIL import Image
 from scipy import ndimage
 
-from paligemma_segcodec.datasets.files import Problem, match_pairs
+from paligemma_segcodec.datasets.files import Problem, match_pairs, unreadable
 from paligemma_segcodec.maskio import binarize, read_mask_values
 
 __all__ = ["LintReport", "border_wedges", "lint_folder", "lint_pair"]
@@ -136,11 +136,11 @@ def lint_pair(
             im.load()
             grey = np.asarray(im.convert("L"), dtype=np.float32)
     except Exception as err:
-        return [Problem(str(image_path), f"unreadable image: {err}")]
+        return [unreadable("image", str(image_path), err)]
     try:
         values = read_mask_values(mask_path)
     except Exception as err:
-        return [Problem(str(mask_path), f"unreadable mask: {err}")]
+        return [unreadable("mask", str(mask_path), err)]
     name = str(mask_path)
     if values.shape != grey.shape:
         return [
