@@ -445,8 +445,9 @@ def test_palette_masks_read_as_they_look_unless_the_palette_has_colours(tmp_path
 
 
 def test_unreadable_files_are_reported_with_short_reasons(tmp_path: Path, segcodec: Callable[..., Result]) -> None:
-    """Empty, missing (broken link), non-image and truncated mask files: one reason each, no path
-    inside it, so that the summary counts them by kind; every other pair is converted."""
+    """Empty, missing (broken link), non-image and truncated mask files and a folder named like a
+    mask: one reason each, no path inside it, so that the summary counts them by kind; every other
+    pair is converted."""
     root = tmp_path / "water"
     shutil.copytree(WATER, root)
     msk = root / "masks"
@@ -457,6 +458,8 @@ def test_unreadable_files_are_reported_with_short_reasons(tmp_path: Path, segcod
     (msk / f"{stems[2]}.jpg").write_text("not an image")
     data = (msk / f"{stems[3]}.jpg").read_bytes()
     (msk / f"{stems[3]}.jpg").write_bytes(data[: len(data) // 2])
+    (msk / f"{stems[4]}.jpg").unlink()
+    (msk / f"{stems[4]}.jpg").mkdir()  # a folder named like the mask
     out = tmp_path / "out.jsonl"
     result = segcodec(
         "convert", "--images", root / "images", "--masks", msk, "--label", "water", "--output", out, "--no-progress"
@@ -468,6 +471,8 @@ def test_unreadable_files_are_reported_with_short_reasons(tmp_path: Path, segcod
         str(msk / f"{stems[1]}.jpg"): "unreadable mask: file not found (a broken link?)",
         str(msk / f"{stems[2]}.jpg"): "unreadable mask: not an image file Pillow can read",
         str(msk / f"{stems[3]}.jpg"): "unreadable mask: truncated file",
+        str(msk / f"{stems[4]}.jpg"): "a folder named like a mask file, not a file",
+        str(root / "images" / f"{stems[4]}.jpg"): f"image without mask (no {stems[4]}.* in {msk})",
     }
     for line in (
         "1 x unreadable mask: empty file",
@@ -476,6 +481,6 @@ def test_unreadable_files_are_reported_with_short_reasons(tmp_path: Path, segcod
         "1 x unreadable mask: truncated file",
     ):
         assert line in result.output
-    assert len(_lines(out)) == len(stems) - 4
+    assert len(_lines(out)) == len(stems) - 5
     lint = lint_folder(root / "images", msk)
-    assert {p.reason for p in lint.errors} >= set(reasons.values())
+    assert {p.reason for p in lint.errors} == set(reasons.values())

@@ -121,7 +121,11 @@ def _listing(folder: Path, what: str) -> tuple[dict[str, Path], list[Problem]]:
     files: dict[str, Path] = {}
     problems: list[Problem] = []
     for p in sorted(folder.iterdir()):
-        if p.name.startswith(".") or p.is_dir():
+        if p.name.startswith("."):
+            continue
+        if p.is_dir():
+            if p.suffix.lower() in IMAGE_EXTENSIONS:  # else a user looks for the file and finds it "there"
+                problems.append(Problem(str(p), f"a folder named like a {what} file, not a file"))
             continue
         if p.suffix.lower() not in IMAGE_EXTENSIONS:
             problems.append(Problem(str(p), f"not a supported {what} file type ({', '.join(IMAGE_EXTENSIONS)})"))
