@@ -230,6 +230,46 @@ def test_convert_coco_polygons_rle_crowd(tmp_path: Path, segcodec: Callable[...,
     assert decode_tokens({r["image"]: r for r in _lines(out)}["a.png"]["suffix"], codec=codec)[1].label == "boat"
 
 
+def test_convert_coco_reports_faulty_annotations_and_files(tmp_path: Path, segcodec: Callable[..., Result]) -> None:
+    """Each faulty annotation is one error saying what is wrong; the good ones are still converted;
+    a file that is not JSON or not COCO-shaped is a clean CLI error naming it."""
+    ann, images = _coco_fixture(tmp_path)
+    coco = json.loads(ann.read_text())
+    good = coco["annotations"][0]
+    faulty = {
+        101: {"segmentation": [[10, 10, 20]]},
+        102: {"segmentation": []},
+        103: {"segmentation": None},
+        104: {"segmentation": {"size": [60, 80]}},
+        105: {"image_id": 77},
+    }
+    for i, change in faulty.items():
+        bad = {**good, "id": i, **change}
+        coco["annotations"].append({k: v for k, v in bad.items() if v is not None})
+    ann.write_text(json.dumps(coco))
+    out = tmp_path / "faulty.jsonl"
+    result = segcodec("convert", "--coco", ann, "--images", images, "--output", out, "--no-progress")
+    assert result.exit_code == 1
+    reasons = {e["file"].split("#")[-1].split(" (")[0]: e["reason"] for e in _lines(tmp_path / "faulty.errors.jsonl")}
+    assert reasons["annotation 101"] == "polygon 0 has 3 numbers: needs x,y pairs of at least 3 points"
+    assert reasons["annotation 102"] == "empty segmentation (no polygon)"
+    assert reasons["annotation 103"] == "no segmentation"
+    assert reasons["annotation 104"] == "RLE segmentation without 'counts' and 'size'"
+    assert reasons["annotation 105"] == "unknown image id 77"
+    assert {r["image"] for r in _lines(out)} == {"a.png", "b.png"}
+    a = decode_tokens({r["image"]: r for r in _lines(out)}["a.png"]["suffix"], strict=True, codec=load_codec(CKPT))
+    assert [s.label for s in a] == ["lake"]  # the good annotation of a.png, alone
+
+    (tmp_path / "broken.json").write_text("{not json")
+    (tmp_path / "shape.json").write_text(json.dumps({"images": [{"id": 1}], "annotations": [{"id": 1}]}))
+    for name, message in (
+        ("broken.json", "broken.json: not valid JSON"),
+        ("shape.json", "shape.json: not a COCO instances file: images[0] has no 'file_name'; annotations[0] has no"),
+    ):
+        result = segcodec("convert", "--coco", tmp_path / name, "--images", images, "--output", out, "--no-progress")
+        assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
 def test_lint_finds_planted_faults(faulty: Path, tmp_path: Path) -> None:
     report = lint_folder(faulty / "images", faulty / "masks", progress=False)
     text = " | ".join(p.reason for p in report.problems)

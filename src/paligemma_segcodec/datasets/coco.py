@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -32,12 +33,53 @@ from paligemma_segcodec.segment import Segment
 __all__ = ["coco_examples", "mask_to_polygons", "mask_to_rle", "segments_to_coco"]
 
 
-def load_coco(annotations: str | os.PathLike[str]) -> Any:
-    """``pycocotools.coco.COCO`` of a file, without its progress prints."""
+def load_coco(annotations: str | os.PathLike[str], *, need_size: bool = False) -> Any:
+    """``pycocotools.coco.COCO`` of a file, without its progress prints.
+
+    Raises:
+      ValueError: the file is not JSON, or not shaped like a COCO instances file (each image needs
+        ``id`` and ``file_name``, plus ``width`` and ``height`` with ``need_size``; each annotation
+        ``id``, ``image_id`` and ``category_id``); the message names the file and the first entries
+        at fault.
+    """
     from pycocotools.coco import COCO
 
+    path = os.fspath(annotations)
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from None
+    faults = _coco_faults(data, need_size)
+    if faults:
+        more = f" (and {len(faults) - 3} more)" if len(faults) > 3 else ""
+        raise ValueError(f"{path}: not a COCO instances file: {'; '.join(faults[:3])}{more}")
     with contextlib.redirect_stdout(io.StringIO()):  # COCO() prints progress to stdout
-        return COCO(os.fspath(annotations))
+        coco = COCO()
+        coco.dataset = data
+        coco.createIndex()
+    return coco
+
+
+def _coco_faults(data: Any, need_size: bool) -> list[str]:
+    if not isinstance(data, dict):
+        return [f"the top level is a {type(data).__name__}, not an object with 'images' and 'annotations'"]
+    faults = [
+        f"'{key}' is not a list"
+        for key in ("images", "annotations", "categories")
+        if key in data and not isinstance(data[key], list)
+    ]
+    if "images" not in data:
+        faults.append("no 'images' list")
+    if faults:
+        return faults
+    image_keys = ("id", "file_name", "width", "height") if need_size else ("id", "file_name")
+    for section, keys in (("images", image_keys), ("annotations", ("id", "image_id", "category_id"))):
+        for i, entry in enumerate(data.get(section, [])):
+            missing = [k for k in keys if not isinstance(entry, dict) or k not in entry]
+            if missing:
+                faults.append(f"{section}[{i}] has no {', '.join(repr(k) for k in missing)}")
+    return faults
 
 
 def coco_examples(
@@ -54,8 +96,12 @@ def coco_examples(
     names = [im["file_name"] for im in infos]
     cats = {c["id"]: c["name"] for c in coco.dataset.get("categories", [])}
     cat_order = {cid: i for i, cid in enumerate(sorted(cats))}
+    image_ids = {im["id"] for im in infos}
 
     def items() -> Iterator[Example | Problem]:
+        for ann in coco.dataset.get("annotations", []):
+            if ann["image_id"] not in image_ids:  # nothing would ever read it: say so
+                yield Problem(f"{annotations}#annotation {ann['id']}", f"unknown image id {ann['image_id']}")
         for info in infos:
             path = images_dir / info["file_name"]
             try:
@@ -83,6 +129,10 @@ def coco_examples(
                 if ann["category_id"] not in cats:
                     yield Problem(where, f"unknown category id {ann['category_id']}")
                     continue
+                fault = _segmentation_fault(ann.get("segmentation"))
+                if fault:
+                    yield Problem(where, fault)
+                    continue
                 try:
                     mask = coco.annToMask(ann).astype(bool)
                 except Exception as err:
@@ -108,6 +158,25 @@ def coco_examples(
             yield Example(info["file_name"], path, labels, tuple(objects))
 
     return items(), names, len(infos)
+
+
+def _segmentation_fault(seg: Any) -> str | None:
+    """Why an annotation's ``segmentation`` cannot be decoded, before pycocotools tries (its
+    messages do not say what is wrong), or None."""
+    if seg is None:
+        return "no segmentation"
+    if isinstance(seg, dict):
+        if "counts" not in seg or "size" not in seg:
+            return "RLE segmentation without 'counts' and 'size'"
+        return None
+    if not isinstance(seg, list) or not seg:
+        return "empty segmentation (no polygon)" if isinstance(seg, list) else f"segmentation is a {type(seg).__name__}"
+    for i, poly in enumerate(seg):
+        if not isinstance(poly, list) or not all(isinstance(v, (int, float)) for v in poly):
+            return f"polygon {i} is not a list of numbers"
+        if len(poly) < 6 or len(poly) % 2:
+            return f"polygon {i} has {len(poly)} numbers: needs x,y pairs of at least 3 points"
+    return None
 
 
 def mask_to_rle(mask: npt.ArrayLike) -> dict[str, Any]:

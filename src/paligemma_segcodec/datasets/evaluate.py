@@ -155,7 +155,7 @@ def _gt_from_masks(masks_dir: Path, threshold: int) -> Iterator[tuple[str, npt.N
 def _gt_from_coco(annotations: Path) -> Iterator[tuple[str, npt.NDArray[np.bool_]]]:
     from paligemma_segcodec.datasets.coco import load_coco
 
-    coco = load_coco(annotations)
+    coco = load_coco(annotations, need_size=True)
     for info in sorted(coco.dataset.get("images", []), key=lambda im: im["file_name"]):
         mask = np.zeros((info["height"], info["width"]), bool)
         for ann in coco.loadAnns(coco.getAnnIds(imgIds=[info["id"]], iscrowd=False)):
