@@ -365,6 +365,26 @@ def test_show_eval_export_round_trip(tmp_path: Path, segcodec: Callable[..., Res
         np.testing.assert_array_equal(coco.annToMask(ann).astype(bool), s.mask)
 
 
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "preds.jsonl:2: not JSON"),
+        ("[1, 2]", "preds.jsonl:2: need a JSON object with string fields 'image' and 'prediction'"),
+        ('{"image": "a.jpg"}', "preds.jsonl:2: need a JSON object"),
+        ('{"image": "a.jpg", "prediction": null}', "preds.jsonl:2: need a JSON object"),
+        ('{"image": "first.jpg", "suffix": ""}', "preds.jsonl:2: a second prediction for 'first.jpg' (the first is on"),
+    ],
+)
+def test_predictions_file_faults_are_clean_errors(
+    tmp_path: Path, segcodec: Callable[..., Result], line: str, message: str
+) -> None:
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text(json.dumps({"image": "first.jpg", "prediction": ""}) + "\n" + line + "\n")
+    for command in (["eval", "--masks", WATER / "masks"], ["show", "--images", WATER / "images", "--out", tmp_path]):
+        result = segcodec(command[0], "--predictions", preds, *command[1:])
+        assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
 def test_polygons_rasterize_back(tmp_path: Path) -> None:
     m = np.zeros((30, 40), bool)
     m[3:12, 4:20] = True

@@ -77,8 +77,14 @@ class EvalReport:
 
 
 def read_predictions(path: str | os.PathLike[str]) -> dict[str, str]:
-    """JSONL with ``image`` and ``prediction`` (or ``suffix``) per line → {image name: text}."""
+    """JSONL with ``image`` and ``prediction`` (or ``suffix``) per line → {image name: text}.
+
+    Raises:
+      ValueError: a line that is not a JSON object with those string fields, or a second line for
+        the same image (``FILE:LINE`` and what is wrong).
+    """
     out: dict[str, str] = {}
+    first: dict[str, int] = {}
     for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
@@ -86,10 +92,15 @@ def read_predictions(path: str | os.PathLike[str]) -> dict[str, str]:
             rec = json.loads(line)
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}:{n}: not JSON ({err})") from err
-        text = rec.get("prediction", rec.get("suffix"))
-        if not isinstance(rec.get("image"), str) or not isinstance(text, str):
-            raise ValueError(f"{path}:{n}: need string fields 'image' and 'prediction' (or 'suffix')")
-        out[rec["image"]] = text
+        text = rec.get("prediction", rec.get("suffix")) if isinstance(rec, dict) else None
+        if not isinstance(rec, dict) or not isinstance(rec.get("image"), str) or not isinstance(text, str):
+            fields = "string fields 'image' and 'prediction' (or 'suffix')"
+            raise ValueError(f"{path}:{n}: need a JSON object with {fields}")
+        image = rec["image"]
+        if image in first:
+            raise ValueError(f"{path}:{n}: a second prediction for {image!r} (the first is on line {first[image]})")
+        first[image] = n
+        out[image] = text
     return out
 
 
