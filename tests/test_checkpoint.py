@@ -99,6 +99,24 @@ def test_offline_and_not_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert "PALIGEMMA_SEGCODEC_CHECKPOINT" in msg and "--checkpoint" in msg
 
 
+def test_unreachable_hub_suggests_hf_hub_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No network and HF_HUB_OFFLINE unset: huggingface_hub retries, then fails; the message says
+    how to get the file and how to skip the retries next time."""
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def unreachable(**_: object) -> str:
+        raise LocalEntryNotFoundError("cannot reach the Hub and the file is not in the cache")
+
+    monkeypatch.delenv(ck.ENV_VAR, raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", unreachable)
+    with pytest.raises(CheckpointNotFoundError) as info:
+        resolve_checkpoint()
+    msg = str(info.value)
+    assert "could not be reached" in msg and "set HF_HUB_OFFLINE=1" in msg and "--checkpoint" in msg
+
+
 def test_offline_but_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A file already in a (hand-made) HF cache is found offline and its hash checked."""
     import huggingface_hub.constants as c

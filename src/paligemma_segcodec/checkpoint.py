@@ -142,7 +142,12 @@ def _download_default() -> Path:
         local = hf_hub_download(repo_id=HF_REPO_ID, filename=HF_FILENAME, repo_type=HF_REPO_TYPE)
     except LocalEntryNotFoundError as err:
         offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
-        why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub could not be reached"
+        why = (
+            "HF_HUB_OFFLINE is set"
+            if offline
+            else "the Hugging Face Hub could not be reached (on a machine without network, set HF_HUB_OFFLINE=1 "
+            "to fail at once instead of after huggingface_hub's retries)"
+        )
         raise CheckpointNotFoundError(
             f"The default checkpoint {HF_FILENAME} is not in the Hugging Face cache and {why}. {_HOW_TO_GET}"
         ) from err
