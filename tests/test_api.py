@@ -164,6 +164,10 @@ def test_encode_masks_names_the_bad_mask_and_lengths(codec) -> None:  # type: ig
         encode_masks([good, good], [None], codec=codec)
     with pytest.raises(ValueError, match="2 masks but 3 labels"):
         encode_masks([good, good], labels=["a", "b", "c"], codec=codec)
+    with pytest.raises(ValueError, match=r"labels\[1\] is empty"):
+        encode_masks([good, good], labels=["a", ""], codec=codec)
+    with pytest.raises(ValueError, match=r"labels\[0\] has leading or trailing whitespace"):
+        encode_mask(good, label="water ", codec=codec)
 
 
 @pytest.mark.parametrize(

@@ -270,6 +270,38 @@ def test_convert_coco_reports_faulty_annotations_and_files(tmp_path: Path, segco
         assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--label", ""], "Invalid value for '--label': label is empty"),
+        (["--label", "water;lake"], "Invalid value for '--label': label may not contain ';'"),
+        (["--label", "water "], "Invalid value for '--label': label has leading or trailing whitespace"),
+        (["--classes", "1=water,2="], "Invalid value for '--classes': --classes must look like 1=water,2=road"),
+        (["--classes", "1=water,2=<road>"], "Invalid value for '--classes': class name of 2 may not contain"),
+    ],
+)
+def test_convert_rejects_bad_labels_before_writing_anything(
+    tmp_path: Path, segcodec: Callable[..., Result], args: list[str], message: str
+) -> None:
+    out = tmp_path / "out" / "train.jsonl"
+    result = segcodec("convert", "--images", WATER / "images", "--masks", WATER / "masks", *args, "--output", out)
+    assert result.exit_code == 2 and message in result.output
+    assert not out.parent.exists()  # no empty or half-written files
+
+
+def test_convert_coco_rejects_a_category_name_that_cannot_be_a_label(
+    tmp_path: Path, segcodec: Callable[..., Result]
+) -> None:
+    ann, images = _coco_fixture(tmp_path)
+    coco = json.loads(ann.read_text())
+    coco["categories"][1]["name"] = "boat; ship"
+    ann.write_text(json.dumps(coco))
+    out = tmp_path / "out" / "coco.jsonl"
+    result = segcodec("convert", "--coco", ann, "--images", images, "--output", out, "--no-progress")
+    assert result.exit_code == 1 and "the name of category 2 may not contain ';'" in result.output
+    assert not out.parent.exists()
+
+
 def test_lint_finds_planted_faults(faulty: Path, tmp_path: Path) -> None:
     report = lint_folder(faulty / "images", faulty / "masks", progress=False)
     text = " | ".join(p.reason for p in report.problems)

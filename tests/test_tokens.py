@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from paligemma_segcodec.errors import MalformedObjectError
-from paligemma_segcodec.tokens import format_object, loc_token, parse_objects, seg_token
+from paligemma_segcodec.tokens import check_label, format_object, loc_token, parse_objects, seg_token
 
 LOC = "<loc0010><loc0020><loc0500><loc0600>"
 SEG = "".join(f"<seg{i:03d}>" for i in range(16))
@@ -37,6 +37,52 @@ def test_format_parse_round_trip(objects: list) -> None:  # type: ignore[type-ar
     result = parse_objects(text, strict=True)
     assert result.skipped == []
     assert [(o.loc, o.seg, o.label) for o in result.objects] == [(tuple(l), s, lab) for l, s, lab in objects]
+
+
+@given(locs, segs, st.text(st.characters(blacklist_categories=("Cs",)), max_size=12))
+def test_a_label_is_accepted_exactly_when_it_parses_back_unchanged(loc: tuple, seg: tuple | None, label: str) -> None:  # type: ignore[type-arg]
+    """A non-blank label is accepted iff the object's text parses back to it; a blank one never is."""
+    try:
+        check_label(label)
+        accepted = True
+    except ValueError:
+        accepted = False
+    hand_made = parse_objects(format_object(loc, seg) + " " + label)  # what the text would parse to
+    parses_back = [(o.loc, o.seg, o.label) for o in hand_made.objects] == [(tuple(loc), seg, label)]
+    assert accepted == (parses_back and bool(label.strip()))
+    if accepted:
+        assert format_object(loc, seg, label) == format_object(loc, seg) + " " + label
+    else:
+        with pytest.raises(ValueError, match="label"):
+            format_object(loc, seg, label)
+
+
+@pytest.mark.parametrize(
+    ("label", "error"),
+    [
+        ("water body", None),  # inner spaces are fine
+        ("", "is empty"),
+        ("   ", "is empty"),
+        (" water", "leading or trailing whitespace"),
+        ("water\n", "leading or trailing whitespace"),
+        ("a;b", "may not contain"),  # ';' separates objects
+        ("a<b", "may not contain"),  # '<' starts a token
+        ("b>", "may not contain"),
+    ],
+)
+def test_check_label(label: str, error: str | None) -> None:
+    if error is None:
+        assert check_label(label) == label
+    else:
+        with pytest.raises(ValueError, match=error):
+            check_label(label, "labels[3]")
+        with pytest.raises(ValueError, match=r"^labels\[3\]"):
+            check_label(label, "labels[3]")
+
+
+def test_check_label_rejects_non_strings() -> None:
+    with pytest.raises(TypeError, match="label must be a str, got int"):
+        check_label(3)  # type: ignore[arg-type]
 
 
 @settings(max_examples=300)

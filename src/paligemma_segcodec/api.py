@@ -18,7 +18,7 @@ from paligemma_segcodec.codec import MASK_SIZE, Codec, load_codec
 from paligemma_segcodec.errors import SkippedObjectWarning
 from paligemma_segcodec.resize import resize, resize_binary
 from paligemma_segcodec.segment import Segment, paste_mask
-from paligemma_segcodec.tokens import format_object, parse_objects
+from paligemma_segcodec.tokens import check_label, format_object, parse_objects
 
 __all__ = [
     "PreparedMask",
@@ -181,6 +181,9 @@ def encode_masks(
         raise ValueError(f"got {n} masks but {len(boxes)} boxes")
     if labels is not None and len(labels) != n:
         raise ValueError(f"got {n} masks but {len(labels)} labels")
+    for i, label in enumerate(labels or ()):
+        if label is not None:
+            check_label(label, f"labels[{i}]")  # before any work is done
     # Host work (crop + resize) of chunk k+1 overlaps the device's encoding of chunk k.
     locs: list[tuple[int, int, int, int]] = []
     waits = []

@@ -40,6 +40,20 @@ def convention_option(fn: F) -> F:
     )(fn)
 
 
+def label_option(fn: F, *, default: str | None = None, help: str = "Label appended after the tokens.") -> F:
+    """``--label TEXT``, checked by `paligemma_segcodec.tokens.check_label` before any work."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        from paligemma_segcodec.tokens import check_label
+
+        try:
+            return None if value is None else check_label(value)
+        except ValueError as err:
+            raise click.BadParameter(str(err), ctx=ctx, param=param) from None
+
+    return click.option("--label", default=default, show_default=default is not None, callback=check, help=help)(fn)
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turns the library's bad-input and missing-checkpoint errors into clean CLI errors (exit 1)."""
@@ -64,7 +78,7 @@ def main() -> None:
 @main.command()
 @click.argument("mask", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--box", nargs=4, type=float, default=None, help="Normalized y1 x1 y2 x2 (default: the tight box).")
-@click.option("--label", default=None, help="Label appended after the tokens.")
+@label_option
 @click.option("--threshold", default=127, show_default=True, help="Mask pixels > this are foreground.")
 @checkpoint_option
 def encode(

@@ -20,6 +20,7 @@ import numpy as np
 
 from paligemma_segcodec._optional import require
 from paligemma_segcodec.datasets.files import Instances, Problem, extract_objects
+from paligemma_segcodec.tokens import check_label
 
 __all__ = ["examples_from_dataset", "jsonl_to_dataset", "load_hf_dataset"]
 
@@ -82,6 +83,7 @@ def examples_from_dataset(
     """Rows of a ``datasets.Dataset`` → convert's `Example` items (or `Problem` for a bad row)."""
     from paligemma_segcodec.datasets.convert import Example
 
+    check_label(label)
     for column in (image_column, mask_column):
         if column not in ds.column_names:
             raise ValueError(f"dataset has no column {column!r} (columns: {ds.column_names})")

@@ -33,6 +33,7 @@ __all__ = [
     "ParseResult",
     "ParsedObject",
     "SkippedObject",
+    "check_label",
     "format_object",
     "loc_token",
     "parse_objects",
@@ -76,6 +77,31 @@ def seg_token(k: int) -> str:
     return _SEG_TOKENS[k]
 
 
+def check_label(label: str, what: str = "label") -> str:
+    """Returns ``label`` if it can follow the tokens in PaliGemma's text and parse back unchanged.
+
+    A label is non-empty, has no leading or trailing whitespace (the parser strips it) and no
+    ``;`` (separates objects), ``<`` or ``>`` (start tokens).
+
+    Raises:
+      TypeError: not a str.
+      ValueError: says what is wrong, prefixed with ``what`` (e.g. ``"labels[3]"``).
+
+    Examples:
+        >>> check_label("water body")
+        'water body'
+    """
+    if not isinstance(label, str):
+        raise TypeError(f"{what} must be a str, got {type(label).__name__}")
+    if not label.strip():
+        raise ValueError(f"{what} is empty: PaliGemma's objects need a label after their tokens")
+    if label != label.strip():
+        raise ValueError(f"{what} has leading or trailing whitespace, which does not survive parsing: {label!r}")
+    if any(c in label for c in ";<>"):
+        raise ValueError(f"{what} may not contain ';', '<' or '>': {label!r}")
+    return label
+
+
 def format_object(loc: Sequence[int], seg: Sequence[int] | None = None, label: str | None = None) -> str:
     """4 loc indices (+ 16 seg indices) (+ label) → one object's text.
 
@@ -102,9 +128,7 @@ def format_object(loc: Sequence[int], seg: Sequence[int] | None = None, label: s
                 seg_token(k)
         text += "".join([_SEG_TOKENS[k] for k in segs])
     if label is not None:
-        if any(c in label for c in ";<>"):
-            raise ValueError(f"label may not contain ';', '<' or '>': {label!r}")
-        text += " " + label
+        text += " " + check_label(label)
     return text
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import warnings
@@ -10,12 +11,29 @@ from typing import Any
 
 import click
 
-from paligemma_segcodec.cli import checkpoint_option, codec_for, convention_option, main, record_convention, user_errors
+from paligemma_segcodec.cli import (
+    checkpoint_option,
+    codec_for,
+    convention_option,
+    label_option,
+    main,
+    record_convention,
+    user_errors,
+)
 from paligemma_segcodec.errors import SkippedObjectWarning
 
 DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 OUTFILE = click.Path(dir_okay=False, path_type=Path)
+
+
+def _classes(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[int, str] | None:
+    from paligemma_segcodec.datasets.files import parse_classes
+
+    try:
+        return None if value is None else parse_classes(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err), ctx=ctx, param=param) from None
 
 
 def _threshold(fn: Any) -> Any:
@@ -32,8 +50,10 @@ def _threshold(fn: Any) -> Any:
 @click.option("--hf-split", default="train", show_default=True, help="Split of --hf-dataset.")
 @click.option("--image-column", default="image", show_default=True, help="Image column of --hf-dataset.")
 @click.option("--mask-column", default="mask", show_default=True, help="Mask column of --hf-dataset.")
-@click.option("--label", default=None, help="Label of the objects of binary masks.")
-@click.option("--classes", default=None, help="Semantic masks: value=label pairs, e.g. 1=water,2=road.")
+@functools.partial(label_option, help="Label of the objects of binary masks.")
+@click.option(
+    "--classes", default=None, callback=_classes, help="Semantic masks: value=label pairs, e.g. 1=water,2=road."
+)
 @click.option(
     "--output", type=click.Path(path_type=Path), required=True, help="Output JSONL (errors: OUT.errors.jsonl), or DIR."
 )
@@ -80,7 +100,7 @@ def convert(
     image_column: str,
     mask_column: str,
     label: str | None,
-    classes: str | None,
+    classes: dict[int, str] | None,
     output: Path,
     fmt: str,
     threshold: int,
@@ -104,7 +124,6 @@ def convert(
     exit code is 1 when anything was skipped.
     """
     from paligemma_segcodec.datasets.convert import convert_coco, convert_folder, write_examples
-    from paligemma_segcodec.datasets.files import parse_classes
 
     if sum(x is not None for x in (masks, coco, hf_dataset)) != 1:
         raise click.UsageError(
@@ -154,7 +173,7 @@ def convert(
                 masks,
                 jsonl,
                 label=label,
-                classes=parse_classes(classes) if classes else None,
+                classes=classes,
                 threshold=threshold,
                 instances="whole" if instances == "whole" else "components",
                 min_area=min_area,
@@ -224,7 +243,7 @@ def lint(
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Report folder."
 )
-@click.option("--label", default="object", show_default=True)
+@functools.partial(label_option, default="object", help="Label of the objects.")
 @_threshold
 @click.option("--instances", type=click.Choice(["components", "whole"]), default="components", show_default=True)
 @click.option("--min-area", default=16, show_default=True, help="Skip components with fewer pixels.")

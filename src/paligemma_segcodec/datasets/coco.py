@@ -29,6 +29,7 @@ from scipy import ndimage
 from paligemma_segcodec.boxes import box_to_loc
 from paligemma_segcodec.datasets.files import MaskObject, Problem, unreadable
 from paligemma_segcodec.segment import Segment
+from paligemma_segcodec.tokens import check_label
 
 __all__ = ["coco_examples", "mask_to_polygons", "mask_to_rle", "segments_to_coco"]
 
@@ -39,8 +40,8 @@ def load_coco(annotations: str | os.PathLike[str], *, need_size: bool = False) -
     Raises:
       ValueError: the file is not JSON, or not shaped like a COCO instances file (each image needs
         ``id`` and ``file_name``, plus ``width`` and ``height`` with ``need_size``; each annotation
-        ``id``, ``image_id`` and ``category_id``); the message names the file and the first entries
-        at fault.
+        ``id``, ``image_id`` and ``category_id``; each category ``id`` and ``name``); the message
+        names the file and the first entries at fault.
     """
     from pycocotools.coco import COCO
 
@@ -74,7 +75,12 @@ def _coco_faults(data: Any, need_size: bool) -> list[str]:
     if faults:
         return faults
     image_keys = ("id", "file_name", "width", "height") if need_size else ("id", "file_name")
-    for section, keys in (("images", image_keys), ("annotations", ("id", "image_id", "category_id"))):
+    sections = (
+        ("images", image_keys),
+        ("annotations", ("id", "image_id", "category_id")),
+        ("categories", ("id", "name")),
+    )
+    for section, keys in sections:
         for i, entry in enumerate(data.get(section, [])):
             missing = [k for k in keys if not isinstance(entry, dict) or k not in entry]
             if missing:
@@ -94,7 +100,10 @@ def coco_examples(
     images_dir = Path(images_dir)
     infos = sorted(coco.dataset.get("images", []), key=lambda im: (im["file_name"], im["id"]))
     names = [im["file_name"] for im in infos]
-    cats = {c["id"]: c["name"] for c in coco.dataset.get("categories", [])}
+    cats = {
+        c["id"]: check_label(c["name"], f"{annotations}: the name of category {c['id']}")
+        for c in coco.dataset.get("categories", [])
+    }
     cat_order = {cid: i for i, cid in enumerate(sorted(cats))}
     image_ids = {im["id"] for im in infos}
 

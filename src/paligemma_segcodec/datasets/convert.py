@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from paligemma_segcodec.datasets.files import Instances, MaskObject, Problem, extract_objects, match_pairs, unreadable
 from paligemma_segcodec.maskio import read_mask_values
+from paligemma_segcodec.tokens import check_label
 
 if TYPE_CHECKING:
     from paligemma_segcodec.codec import Codec
@@ -301,8 +302,12 @@ def example_for_pair(
 
 
 def folder_labels(label: str | None, classes: Mapping[int, str] | None) -> tuple[str, ...]:
-    """The labels a folder conversion names in every prefix."""
-    return tuple(classes.values()) if classes else (str(label),)
+    """The labels a folder conversion names in every prefix (each checked by `check_label`)."""
+    if classes:
+        return tuple(check_label(name, f"class name of {value}") for value, name in classes.items())
+    if label is None:
+        raise ValueError("give a label (binary masks) or classes (semantic masks)")
+    return (check_label(label),)
 
 
 def _folder_items(
@@ -341,6 +346,7 @@ def convert_folder(
       min_area: drop components with fewer pixels (counted in the report).
       write: options of `write_examples` (split, seed, images, image_size, batch_size, progress…).
     """
+    folder_labels(label, classes)  # a bad label fails here, before any file is written
     pairs, problems = match_pairs(images_dir, masks_dir)
     counter = [0]
     items = _folder_items(

@@ -15,6 +15,7 @@ from scipy import ndimage
 
 from paligemma_segcodec.boxes import Box, box_to_loc
 from paligemma_segcodec.maskio import binarize
+from paligemma_segcodec.tokens import check_label
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -187,9 +188,7 @@ def parse_classes(spec: str) -> dict[int, str]:
         value, sep, name = part.partition("=")
         if not sep or not value.strip().lstrip("-").isdigit() or not name.strip():
             raise ValueError(f"--classes must look like 1=water,2=road; bad entry {part.strip()!r}")
-        if any(c in name for c in ";<>"):
-            raise ValueError(f"class name {name.strip()!r} may not contain ';', '<' or '>'")
-        classes[int(value)] = name.strip()
+        classes[int(value)] = check_label(name.strip(), f"class name of {value.strip()}")
     return classes
 
 
