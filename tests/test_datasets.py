@@ -417,6 +417,26 @@ def test_predictions_file_faults_are_clean_errors(
         assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
 
 
+def test_show_and_export_skip_unreadable_images_and_go_on(tmp_path: Path, segcodec: Callable[..., Result]) -> None:
+    out = tmp_path / "gt.jsonl"
+    convert_folder(WATER / "images", WATER / "masks", out, label="water", codec=load_codec(CKPT), progress=False)
+    lines = _lines(out)[:3]
+    lines[1]["image"] = "missing.jpg"
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("".join(json.dumps({"image": r["image"], "prediction": r["suffix"]}) + "\n" for r in lines))
+    skipped = f"{WATER / 'images' / 'missing.jpg'}: unreadable image: file not found"
+    shown = segcodec("show", "--predictions", preds, "--images", WATER / "images", "--out", tmp_path / "show")
+    assert shown.exit_code == 1 and "skipped 1 image(s)" in shown.output and skipped in shown.output
+    assert sorted(p.name for p in (tmp_path / "show").iterdir()) == sorted(
+        Path(r["image"]).stem + ".png" for r in (lines[0], lines[2])
+    )
+    coco_out = tmp_path / "coco.json"
+    exported = segcodec("export", "--predictions", preds, "--images", WATER / "images", "--out", coco_out)
+    assert exported.exit_code == 1 and skipped in exported.output
+    written = [i["file_name"] for i in json.loads(coco_out.read_text())["images"]]
+    assert written == [lines[0]["image"], lines[2]["image"]]
+
+
 def test_polygons_rasterize_back(tmp_path: Path) -> None:
     m = np.zeros((30, 40), bool)
     m[3:12, 4:20] = True
@@ -560,7 +580,7 @@ def test_unreadable_files_are_reported_with_short_reasons(tmp_path: Path, segcod
     reasons = {e["file"]: e["reason"] for e in _lines(tmp_path / "out.errors.jsonl")}
     assert reasons == {
         str(msk / f"{stems[0]}.jpg"): "unreadable mask: empty file (0 bytes)",
-        str(msk / f"{stems[1]}.jpg"): "unreadable mask: file not found (a broken link?)",
+        str(msk / f"{stems[1]}.jpg"): "unreadable mask: broken link (its target does not exist)",
         str(msk / f"{stems[2]}.jpg"): "unreadable mask: not an image file Pillow can read",
         str(msk / f"{stems[3]}.jpg"): "unreadable mask: truncated file",
         str(msk / f"{stems[4]}.jpg"): "a folder named like a mask file, not a file",
@@ -568,7 +588,7 @@ def test_unreadable_files_are_reported_with_short_reasons(tmp_path: Path, segcod
     }
     for line in (
         "1 x unreadable mask: empty file",
-        "1 x unreadable mask: file not found",
+        "1 x unreadable mask: broken link",
         "1 x unreadable mask: not an image file Pillow can read",
         "1 x unreadable mask: truncated file",
     ):

@@ -297,6 +297,21 @@ def _predictions(path: Path) -> dict[str, str]:
     return read_predictions(path)
 
 
+def _progress(items: list[Any], desc: str, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="img", disable=not enabled or len(items) < 2, file=sys.stderr)
+
+
+def _exit_if_skipped(skipped: list[Any]) -> None:
+    """Lists the skipped items on stderr and exits with 1 when there are any."""
+    if skipped:
+        click.echo(f"skipped {len(skipped)} image(s):", err=True)
+        for p in skipped:
+            click.echo(f"  {p.file}: {p.reason}", err=True)
+        raise SystemExit(1)
+
+
 def _decode_for_image(text: str, image: Path, codec: Any, convention: str) -> tuple[Any, list[Any]]:
     from PIL import Image
 
@@ -321,6 +336,7 @@ def _decode_for_image(text: str, image: Path, codec: Any, convention: str) -> tu
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (or PNG file with --text).")
 @convention_option
 @checkpoint_option
+@click.option("--progress/--no-progress", default=True, show_default=True)
 def show(
     predictions: Path | None,
     images: Path | None,
@@ -329,8 +345,13 @@ def show(
     out: Path,
     convention: str,
     checkpoint: Path | None,
+    progress: bool,
 ) -> None:
-    """Draw decoded answers (boxes, filled masks, labels) over their images as PNG."""
+    """Draw decoded answers (boxes, filled masks, labels) over their images as PNG.
+
+    An image that cannot be read is skipped and listed; the others are drawn; the exit code is 1.
+    """
+    from paligemma_segcodec.datasets.files import unreadable
     from paligemma_segcodec.viz import draw_segments
 
     jobs: list[tuple[str, Path, Path]] = []
@@ -342,13 +363,19 @@ def show(
                 jobs.append((answer, images / name, out / (Path(name).stem + ".png")))
     else:
         raise click.UsageError("give --predictions with --images, or --text with --image")
+    skipped = []
     with user_errors():
         codec = codec_for(checkpoint) if any("<seg" in t for t, _, _ in jobs) else None
-        for answer, img, dest in jobs:
-            pil, segs = _decode_for_image(answer, img, codec, convention)
+        for answer, img, dest in _progress(jobs, "show", progress):
+            try:
+                pil, segs = _decode_for_image(answer, img, codec, convention)
+            except OSError as err:
+                skipped.append(unreadable("image", str(img), err))
+                continue
             dest.parent.mkdir(parents=True, exist_ok=True)
             draw_segments(pil, segs, convention=record_convention(convention)).save(dest)
-    click.echo(f"wrote {len(jobs)} image(s) to {out}", err=True)
+    click.echo(f"wrote {len(jobs) - len(skipped)} image(s) to {out}", err=True)
+    _exit_if_skipped(skipped)
 
 
 @main.command(name="eval")
@@ -392,20 +419,38 @@ def eval_(
 @click.option("--polygons", is_flag=True, help="Polygons (contour tracing) instead of RLE.")
 @convention_option
 @checkpoint_option
+@click.option("--progress/--no-progress", default=True, show_default=True)
 def export(
-    predictions: Path, images: Path, out: Path, polygons: bool, convention: str, checkpoint: Path | None
+    predictions: Path,
+    images: Path,
+    out: Path,
+    polygons: bool,
+    convention: str,
+    checkpoint: Path | None,
+    progress: bool,
 ) -> None:
-    """Decoded answers -> COCO instances JSON (for CVAT, Label Studio, pycocotools)."""
-    from paligemma_segcodec.datasets.coco import segments_to_coco
+    """Decoded answers -> COCO instances JSON (for CVAT, Label Studio, pycocotools).
 
+    An image that cannot be read is left out and listed; the file is still written; the exit code
+    is 1.
+    """
+    from paligemma_segcodec.datasets.coco import segments_to_coco
+    from paligemma_segcodec.datasets.files import unreadable
+
+    skipped = []
     with user_errors():
         preds = _predictions(predictions)
         codec = codec_for(checkpoint) if any("<seg" in t for t in preds.values()) else None
         infos, all_segs = [], []
-        for name, answer in preds.items():
-            pil, segs = _decode_for_image(answer, images / name, codec, convention)
+        for name, answer in _progress(list(preds.items()), "export", progress):
+            try:
+                pil, segs = _decode_for_image(answer, images / name, codec, convention)
+            except OSError as err:
+                skipped.append(unreadable("image", str(images / name), err))
+                continue
             infos.append({"file_name": name, "width": pil.size[0], "height": pil.size[1]})
             all_segs.append(segs)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(segments_to_coco(infos, all_segs, polygons=polygons)) + "\n")
     click.echo(f"wrote {out}: {len(infos)} images", err=True)
+    _exit_if_skipped(skipped)

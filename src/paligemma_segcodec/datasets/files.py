@@ -52,7 +52,7 @@ def unreadable(
     """The `Problem` for a file that could not be read: ``"unreadable WHAT: REASON"``.
 
     REASON is short and names no path (the problem's ``file`` does), so that reports can count
-    problems by reason: ``file not found (a broken link?)``, ``empty file (0 bytes)``, ``not an
+    problems by reason: ``file not found``, ``broken link``, ``empty file (0 bytes)``, ``not an
     image file Pillow can read``, ``truncated file``, ``permission denied``, or the error's own text.
 
     Args:
@@ -63,7 +63,8 @@ def unreadable(
     """
     source = file if source is None else source
     if isinstance(err, FileNotFoundError):
-        reason = "file not found (a broken link?)"
+        link = isinstance(source, (str, os.PathLike)) and os.path.islink(source)
+        reason = "broken link (its target does not exist)" if link else "file not found"
     elif isinstance(err, PermissionError):
         reason = "permission denied"
     elif isinstance(err, IsADirectoryError):
