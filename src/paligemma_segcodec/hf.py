@@ -80,13 +80,21 @@ def examples_from_dataset(
     instances: Instances = "components",
     min_area: int = 16,
 ) -> Iterator[Any]:
-    """Rows of a ``datasets.Dataset`` → convert's `Example` items (or `Problem` for a bad row)."""
-    from paligemma_segcodec.datasets.convert import Example
+    """Rows of a ``datasets.Dataset`` → convert's `Example` items (or `Problem` for a bad row).
 
+    The label and the columns are checked at the call, before anything iterates (and writes).
+    """
     check_label(label)
     for column in (image_column, mask_column):
         if column not in ds.column_names:
             raise ValueError(f"dataset has no column {column!r} (columns: {ds.column_names})")
+    extract = {"label": label, "threshold": threshold, "instances": instances, "min_area": min_area}
+    return _examples(ds, image_column, mask_column, extract)
+
+
+def _examples(ds: Any, image_column: str, mask_column: str, extract: dict[str, Any]) -> Iterator[Any]:
+    from paligemma_segcodec.datasets.convert import Example
+
     for i, row in enumerate(ds):
         name = f"{i:06d}.png"
         try:
@@ -102,5 +110,5 @@ def examples_from_dataset(
         except Exception as err:
             yield Problem(f"row {i}", f"unreadable row: {err}")
             continue
-        objects, _ = extract_objects(values, label=label, threshold=threshold, instances=instances, min_area=min_area)
-        yield Example(name, None, (label,), tuple(objects), pil=image)
+        objects, _ = extract_objects(values, **extract)
+        yield Example(name, None, (extract["label"],), tuple(objects), pil=image)

@@ -15,7 +15,15 @@ _GREY_SPREAD = 8  # an RGB mask whose channels differ by at most this is grey (J
 
 
 class UnsupportedMaskError(ValueError):
-    """The file is an image, but not one a mask can be read from (a colour image, CMYK, …)."""
+    """The file is an image, but not one a mask can be read from (a colour image, a float mask, …).
+
+    ``str(err)`` is ``"NAME: REASON"``; ``err.reason`` is the reason alone (for reports that name
+    the file elsewhere).
+    """
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.reason = reason
 
 
 def read_image(path: str | os.PathLike[str]) -> Image.Image:
@@ -69,8 +77,9 @@ def mask_values(im: Image.Image, name: str = "mask") -> npt.NDArray[np.integer]:
         raw = np.asarray(im)
         if raw.ndim != 2 or (mode == "F" and not np.all(raw == np.round(raw))):
             raise UnsupportedMaskError(
-                f"{name}: mode {mode} mask with non-integer values ({_value_range(raw)}); "
-                "save masks as 8-bit images (0/255) or integer label maps"
+                name,
+                f"mode {mode} mask with non-integer values ({_value_range(raw)}); "
+                "save masks as 8-bit images (0/255) or integer label maps",
             )
         return raw.astype(np.int32)
     if mode in ("LA", "RGB", "RGBA"):
@@ -84,11 +93,12 @@ def mask_values(im: Image.Image, name: str = "mask") -> npt.NDArray[np.integer]:
             spread = np.abs(rgb - rgb[..., :1]).max(axis=-1)
             if np.mean(spread > _GREY_SPREAD) > 0.001:
                 raise UnsupportedMaskError(
-                    f"{name}: colour mask (mode {mode} with different R, G, B values); "
-                    "save masks as single-channel (L or P) images"
+                    name,
+                    f"colour mask (mode {mode} with different R, G, B values); "
+                    "save masks as single-channel (L or P) images",
                 )
         return grey
-    raise UnsupportedMaskError(f"{name}: unsupported image mode {mode} for a mask")
+    raise UnsupportedMaskError(name, f"unsupported image mode {mode} for a mask")
 
 
 def _value_range(raw: npt.NDArray[np.floating]) -> str:

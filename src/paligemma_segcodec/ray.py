@@ -26,7 +26,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -164,15 +164,20 @@ def convert_with_ray(
         for p in problems:
             errors.write(json.dumps(p.to_json(), ensure_ascii=False) + "\n")
         for r in rows:
-            if r["error"]:
-                file, _, reason = str(r["error"]).partition(": ")
-                errors.write(json.dumps(Problem(file, reason).to_json(), ensure_ascii=False) + "\n")
-                continue
-            for warning in filter(None, str(r["warning"]).split("\n")):
-                file, _, reason = warning.partition(": ")
-                problem = Problem(file, reason, severity="warning")
+            for problem in [*_problems(r["error"], "error"), *_problems(r["warning"], "warning")]:
                 errors.write(json.dumps(problem.to_json(), ensure_ascii=False) + "\n")
+            if r["error"]:
+                continue
             record = {"image": str(r["image"]), "prefix": str(r["prefix"]), "suffix": str(r["suffix"])}
             f.write(json.dumps(record, ensure_ascii=False) + "\n")  # as convert's format_line
             lines += 1
     return lines
+
+
+def _problems(column: Any, severity: Literal["error", "warning"]) -> list[Problem]:
+    """An ``error`` / ``warning`` column's ``"FILE: reason"`` lines back to `Problem` s."""
+    problems = []
+    for line in filter(None, str(column).split("\n")):
+        file, _, reason = line.partition(": ")
+        problems.append(Problem(file, reason, severity))
+    return problems

@@ -93,9 +93,10 @@ def check_label(label: str, what: str = "label") -> str:
     """
     if not isinstance(label, str):
         raise TypeError(f"{what} must be a str, got {type(label).__name__}")
-    if not label.strip():
+    stripped = label.strip()
+    if not stripped:
         raise ValueError(f"{what} is empty: PaliGemma's objects need a label after their tokens")
-    if label != label.strip():
+    if label != stripped:
         raise ValueError(f"{what} has leading or trailing whitespace, which does not survive parsing: {label!r}")
     if any(c in label for c in ";<>"):
         raise ValueError(f"{what} may not contain ';', '<' or '>': {label!r}")

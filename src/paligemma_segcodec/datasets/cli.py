@@ -6,6 +6,7 @@ import functools
 import json
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -303,6 +304,22 @@ def _progress(items: list[Any], desc: str, enabled: bool) -> Any:
     return tqdm(items, desc=desc, unit="img", disable=not enabled or len(items) < 2, file=sys.stderr)
 
 
+def _decoded(
+    jobs: list[tuple[str, Path, Any]], codec: Any, convention: str, progress: bool, desc: str, skipped: list[Any]
+) -> Iterator[tuple[Any, Any, list[Any]]]:
+    """``(answer, image, key)`` jobs → ``(key, image as PIL, segments)``; an image that cannot be
+    read goes to ``skipped`` (as a `Problem`) and the loop goes on."""
+    from paligemma_segcodec.datasets.files import unreadable
+
+    for answer, image, key in _progress(jobs, desc, progress):
+        try:
+            pil, segs = _decode_for_image(answer, image, codec, convention)
+        except OSError as err:
+            skipped.append(unreadable("image", str(image), err))
+            continue
+        yield key, pil, segs
+
+
 def _exit_if_skipped(skipped: list[Any]) -> None:
     """Lists the skipped items on stderr and exits with 1 when there are any."""
     if skipped:
@@ -351,7 +368,6 @@ def show(
 
     An image that cannot be read is skipped and listed; the others are drawn; the exit code is 1.
     """
-    from paligemma_segcodec.datasets.files import unreadable
     from paligemma_segcodec.viz import draw_segments
 
     jobs: list[tuple[str, Path, Path]] = []
@@ -363,15 +379,10 @@ def show(
                 jobs.append((answer, images / name, out / (Path(name).stem + ".png")))
     else:
         raise click.UsageError("give --predictions with --images, or --text with --image")
-    skipped = []
+    skipped: list[Any] = []
     with user_errors():
         codec = codec_for(checkpoint) if any("<seg" in t for t, _, _ in jobs) else None
-        for answer, img, dest in _progress(jobs, "show", progress):
-            try:
-                pil, segs = _decode_for_image(answer, img, codec, convention)
-            except OSError as err:
-                skipped.append(unreadable("image", str(img), err))
-                continue
+        for dest, pil, segs in _decoded(jobs, codec, convention, progress, "show", skipped):
             dest.parent.mkdir(parents=True, exist_ok=True)
             draw_segments(pil, segs, convention=record_convention(convention)).save(dest)
     click.echo(f"wrote {len(jobs) - len(skipped)} image(s) to {out}", err=True)
@@ -435,19 +446,14 @@ def export(
     is 1.
     """
     from paligemma_segcodec.datasets.coco import segments_to_coco
-    from paligemma_segcodec.datasets.files import unreadable
 
-    skipped = []
+    skipped: list[Any] = []
     with user_errors():
         preds = _predictions(predictions)
         codec = codec_for(checkpoint) if any("<seg" in t for t in preds.values()) else None
         infos, all_segs = [], []
-        for name, answer in _progress(list(preds.items()), "export", progress):
-            try:
-                pil, segs = _decode_for_image(answer, images / name, codec, convention)
-            except OSError as err:
-                skipped.append(unreadable("image", str(images / name), err))
-                continue
+        jobs = [(answer, images / name, name) for name, answer in preds.items()]
+        for name, pil, segs in _decoded(jobs, codec, convention, progress, "export", skipped):
             infos.append({"file_name": name, "width": pil.size[0], "height": pil.size[1]})
             all_segs.append(segs)
         out.parent.mkdir(parents=True, exist_ok=True)

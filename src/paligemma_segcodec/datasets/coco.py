@@ -178,8 +178,10 @@ def _segmentation_fault(seg: Any) -> str | None:
         if "counts" not in seg or "size" not in seg:
             return "RLE segmentation without 'counts' and 'size'"
         return None
-    if not isinstance(seg, list) or not seg:
-        return "empty segmentation (no polygon)" if isinstance(seg, list) else f"segmentation is a {type(seg).__name__}"
+    if not isinstance(seg, list):
+        return f"segmentation is a {type(seg).__name__}"
+    if not seg:
+        return "empty segmentation (no polygon)"
     for i, poly in enumerate(seg):
         if not isinstance(poly, list) or not all(isinstance(v, (int, float)) for v in poly):
             return f"polygon {i} is not a list of numbers"

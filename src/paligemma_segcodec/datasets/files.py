@@ -14,7 +14,7 @@ from PIL import UnidentifiedImageError
 from scipy import ndimage
 
 from paligemma_segcodec.boxes import Box, box_to_loc
-from paligemma_segcodec.maskio import binarize
+from paligemma_segcodec.maskio import UnsupportedMaskError, binarize
 from paligemma_segcodec.tokens import check_label
 
 __all__ = [
@@ -76,8 +76,7 @@ def unreadable(
     elif isinstance(err, OSError) and "truncated" in str(err).lower():
         reason = "truncated file"  # Pillow says "image file is truncated" or "Truncated File Read"
     else:
-        reason = str(err).removeprefix(f"{os.fspath(source) if isinstance(source, (str, os.PathLike)) else ''}: ")
-        reason = reason or type(err).__name__
+        reason = err.reason if isinstance(err, UnsupportedMaskError) else str(err) or type(err).__name__
     return Problem(file, f"unreadable {what}: {reason}")
 
 
