@@ -10,7 +10,11 @@ __all__ = [
     "CheckpointError",
     "CheckpointNotFoundError",
     "MalformedObjectError",
+    "NotARegularFileError",
+    "OutputOverInputError",
     "SkippedObjectWarning",
+    "ThinObjectWarning",
+    "UnsafePathError",
 ]
 
 
@@ -41,3 +45,27 @@ class MalformedObjectError(ValueError):
 
 class SkippedObjectWarning(UserWarning):
     """Lenient decoding skipped one or more malformed objects; the message lists each one."""
+
+
+class ThinObjectWarning(UserWarning):
+    """An encoded object's box is thinner than one ``<loc>`` step (``y2 == y1`` or ``x2 == x1``
+    after big_vision's ``round(b * 1023)``): the tokens are the reference's, but big_vision's
+    evaluator and ``decode_tokens(strict=True)`` reject such an answer. Pass ``min_loc_extent=1``
+    to widen the box by one bin instead."""
+
+
+class UnsafePathError(ValueError):
+    """A path read from a file (a COCO ``file_name``, a predictions JSONL ``image``) points outside
+    the folder it must stay in: an absolute path, a drive letter, ``..`` segments or a symlink
+    that escapes the root. The record is refused; nothing outside the root is read."""
+
+
+class NotARegularFileError(OSError):
+    """A path named like an image, mask or annotation file is not a regular file (a FIFO, socket,
+    device node, folder, or a dangling or looping symlink). It is reported and never opened, so a
+    FIFO cannot block the run."""
+
+
+class OutputOverInputError(ValueError):
+    """An output path is, or would overwrite, one of the run's input files (the same path, a
+    symlink to it or a hard link of it). Refused before any work is done."""
