@@ -1,29 +1,170 @@
-"""The ``segcodec`` command line."""
+"""The ``segcodec`` command line.
+
+One error path for every command (`SegcodecGroup.main`): a bad input or a failed write is one line
+on stderr and exit 1; refused usage (bad options, an output over an input) exit 2; SIGINT 130 and
+SIGTERM 143, after every temporary output was removed (outputs are atomic: see
+`paligemma_segcodec.safeio`). No traceback unless ``--debug`` (or ``SEGCODEC_DEBUG=1``).
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import threading
+import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
 
 from paligemma_segcodec._version import __version__
 from paligemma_segcodec.checkpoint import ENV_VAR
-from paligemma_segcodec.errors import CheckpointError, CheckpointNotFoundError, SkippedObjectWarning
+from paligemma_segcodec.errors import (
+    CheckpointError,
+    CheckpointNotFoundError,
+    OutputOverInputError,
+    SkippedObjectWarning,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_INPUT = 1  # a bad input file or a failed write; the run may have finished the rest
+EXIT_USAGE = 2  # refused before any work: bad options, an output that would overwrite an input
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+class Terminated(BaseException):
+    """Raised in the main thread by SIGTERM (or SIGHUP), so that cleanup runs as for Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(signum)
+
+
+class RegularFile(click.Path):
+    """An existing input file that must be a regular file (never a FIFO, device or folder)."""
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, dir_okay=False, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from paligemma_segcodec.safeio import check_regular
+
+        path = super().convert(value, param, ctx)
+        try:
+            check_regular(os.fsdecode(path))
+        except OSError as err:
+            self.fail(f"{os.fspath(path)!r}: {err.strerror or err}", param, ctx)
+        return path
+
+
+def _kept_line() -> str:
+    from paligemma_segcodec.safeio import committed_files
+
+    done = committed_files()
+    if not done:
+        return "no output was written; any previous output files are unchanged"
+    names = ", ".join(str(p) for p in done[:3]) + (f" and {len(done) - 3} more" if len(done) > 3 else "")
+    return f"kept the {len(done)} file(s) completed before ({names}); nothing partial was written"
+
+
+def _one_line(text: str) -> str:
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    return " ".join(lines) if lines else ""
+
+
+class SegcodecGroup(click.Group):
+    """The ``segcodec`` group: every command's errors, signals and exit codes handled in one place."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        debug = os.environ.get("SEGCODEC_DEBUG", "") not in ("", "0")
+        end = argv.index("--") if "--" in argv else len(argv)
+        if "--debug" in argv[:end]:  # accepted anywhere before "--", for every command
+            argv = [a for i, a in enumerate(argv) if not (a == "--debug" and i < end)]
+            debug = True
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = {}
+        if main_thread:
+            for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+                if sig is not None:
+                    previous[sig] = signal.signal(sig, _raise_terminated)
+        try:
+            code = self._run(argv, prog_name, complete_var, debug, **extra)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+    def _run(self, argv: list[str], prog_name: str | None, complete_var: str | None, debug: bool, **extra: Any) -> int:
+        def fail(code: int, message: str) -> int:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"Error: {_one_line(message)}", err=True)
+            return code
+
+        try:
+            rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+            return rv if isinstance(rv, int) else 0
+        except SystemExit as err:
+            return err.code if isinstance(err.code, int) else (0 if err.code is None else EXIT_INPUT)
+        except click.exceptions.Exit as err:
+            return err.exit_code
+        except click.UsageError as err:
+            if debug:
+                traceback.print_exc()
+            err.show()
+            return EXIT_USAGE
+        except OutputOverInputError as err:
+            return fail(EXIT_USAGE, str(err))
+        except click.ClickException as err:
+            cause = err.__cause__
+            if isinstance(cause, OutputOverInputError):
+                return fail(EXIT_USAGE, str(cause))
+            return fail(err.exit_code, err.format_message())
+        except (KeyboardInterrupt, click.Abort):
+            return fail(EXIT_SIGINT, f"interrupted (SIGINT): {_kept_line()}")
+        except Terminated as err:
+            name = signal.Signals(err.signum).name
+            code = EXIT_SIGTERM if err.signum == signal.SIGTERM else 128 + err.signum
+            return fail(code, f"terminated ({name}): {_kept_line()}")
+        except MemoryError:
+            return fail(EXIT_INPUT, f"out of memory; {_kept_line()}")
+        except (CheckpointNotFoundError, CheckpointError, ValueError, OSError) as err:
+            return fail(EXIT_INPUT, f"{err}; {_kept_line()}" if isinstance(err, OSError) else str(err))
+        except Exception as err:
+            return fail(
+                EXIT_INPUT,
+                f"internal error ({type(err).__name__}: {err}); rerun with --debug for the traceback "
+                "and report it. " + _kept_line(),
+            )
 
 
 def checkpoint_option(fn: F) -> F:
     """``--checkpoint PATH``, shared by every command that needs the codec."""
     return click.option(
         "--checkpoint",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=RegularFile(),
         default=None,
         help=f"vae-oid.npz to use (default: ${ENV_VAR}, else the Hugging Face download).",
     )(fn)
@@ -56,11 +197,48 @@ def label_option(fn: F, *, default: str | None = None, help: str = "Label append
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turns the library's bad-input and missing-checkpoint errors into clean CLI errors (exit 1)."""
+    """Turns the library's bad-input and missing-checkpoint errors into clean CLI errors (exit 1;
+    an output that would overwrite an input: exit 2)."""
     try:
         yield
+    except OutputOverInputError:
+        raise
     except (CheckpointNotFoundError, CheckpointError, ValueError, OSError) as err:
         raise click.ClickException(str(err)) from err
+
+
+def guard_outputs(
+    outputs: Iterable[tuple[str, Path | None]],
+    input_files: Iterable[Path | None] = (),
+    input_folders: Iterable[Path | None] = (),
+) -> Any:
+    """Refuses (exit 2, before any work) an output that is, or would overwrite, an input file;
+    returns the `paligemma_segcodec.safeio.InputGuard` for the writes the command makes later.
+
+    Args:
+      outputs: ``(option, path)`` pairs, e.g. ``("--json", Path("m.json"))``; None entries are skipped.
+      input_files: the run's input files (the checkpoint, predictions, COCO JSON, …).
+      input_folders: folders whose files are inputs (images, masks).
+    """
+    from paligemma_segcodec.safeio import InputGuard
+
+    guard = InputGuard()
+    guard.add_all(input_files)
+    for folder in input_folders:
+        guard.add_folder(folder)
+    ckpt = os.environ.get(ENV_VAR)
+    if ckpt:
+        guard.add(ckpt)
+    seen: dict[str, str] = {}
+    for option, path in outputs:
+        if path is None:
+            continue
+        guard.check_output(path, option)
+        real = os.path.realpath(path)
+        if real in seen:
+            raise OutputOverInputError(f"{option} and {seen[real]} are the same file {path}: give them different paths")
+        seen[real] = option
+    return guard
 
 
 def codec_for(checkpoint: Path | None) -> Any:
@@ -69,14 +247,20 @@ def codec_for(checkpoint: Path | None) -> Any:
     return load_codec(checkpoint)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=SegcodecGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="segcodec")
-def main() -> None:
-    """Segmentation masks <-> PaliGemma <loc>/<seg> tokens (big_vision's vae-oid codec)."""
+@click.option("--debug", is_flag=True, hidden=False, help="Show Python tracebacks (also accepted after the command).")
+def main(debug: bool) -> None:
+    """Segmentation masks <-> PaliGemma <loc>/<seg> tokens (big_vision's vae-oid codec).
+
+    Exit codes: 0 done; 1 bad input files (the rest was still processed) or a failed write;
+    2 refused usage (bad options, an output over an input); 130/143 interrupted (SIGINT/SIGTERM;
+    no partial output is left under a final name).
+    """
 
 
 @main.command()
-@click.argument("mask", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("mask", type=RegularFile())
 @click.option("--box", nargs=4, type=float, default=None, help="Normalized y1 x1 y2 x2 (default: the tight box).")
 @label_option
 @click.option("--threshold", default=127, show_default=True, help="Mask pixels > this are foreground.")
@@ -99,9 +283,7 @@ def encode(
 
 @main.command()
 @click.argument("text")
-@click.option(
-    "--image", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Image the answer is about."
-)
+@click.option("--image", type=RegularFile(), help="Image the answer is about.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the overlay PNG here.")
 @click.option("--strict", is_flag=True, help="Fail on a malformed object instead of skipping it.")
 @click.option(
@@ -128,55 +310,51 @@ def decode(
     TEXT is the answer, e.g. "<loc0174><loc0015><loc0874><loc1008><seg057>... water". Use "-" to
     read it from standard input.
     """
-    from PIL import Image
-
     from paligemma_segcodec.api import decode_tokens
+    from paligemma_segcodec.maskio import read_image
+    from paligemma_segcodec.safeio import atomic_write
+    from paligemma_segcodec.segment import paste_mask_in_box
     from paligemma_segcodec.viz import draw_segments
 
     if out is not None and image is None:
         raise click.UsageError("--out needs --image")
     if fmt == "coco" and image is None:
         raise click.UsageError("--format coco needs --image (for the image size)")
+    guard = guard_outputs([("--out", out)], [image, checkpoint])
     if text == "-":
         text = sys.stdin.read()
+    conv = record_convention(convention)
     with user_errors():
         height = width = None
         pil = None
         if image is not None:
-            pil = Image.open(image)
-            pil.load()
+            pil = read_image(image)
             width, height = pil.size
         codec = codec_for(checkpoint) if "<seg" in text else None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SkippedObjectWarning)
-            segments = decode_tokens(
-                text,
-                height=height,
-                width=width,
-                strict=strict,
-                convention=record_convention(convention),
-                codec=codec,
-            )
+            # Masks stay 64x64 here; each object is pasted inside its own box when needed, so
+            # memory grows with the image, not with objects x image.
+            segments = decode_tokens(text, strict=strict, convention=conv, codec=codec)
         for w in caught:
-            click.echo(f"warning: {w.message}", err=True)
+            click.echo(f"warning: {_one_line(str(w.message))[:500]}", err=True)
         if fmt == "coco" and image is not None:
             from paligemma_segcodec.datasets.coco import segments_to_coco
 
             info = {"file_name": image.name, "width": width, "height": height}
             click.echo(json.dumps(segments_to_coco([info], [segments])))
-            segments = segments if out is not None else []
         for s in segments if fmt == "jsonl" else []:
             record: dict[str, Any] = {"label": s.label, "loc": list(s.loc), "box": list(s.box)}
             record["seg"] = None if s.seg is None else list(s.seg)
-            if s.mask is not None:
-                record["mask_area_px"] = int(s.mask.sum())
-                record["xyxy_px"] = list(
-                    s.xyxy(int(width or 0), int(height or 0), convention=record_convention(convention))
-                )
+            if s.mask64 is not None and height is not None and width is not None:
+                _, crop = paste_mask_in_box(s.mask64, s.loc, height, width, convention=conv)
+                record["mask_area_px"] = int(crop.sum())
+                record["xyxy_px"] = list(s.xyxy(width, height, convention=conv))
             click.echo(json.dumps(record))
         if pil is not None and out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            draw_segments(pil, segments, convention=record_convention(convention)).save(out)
+            picture = draw_segments(pil, segments, convention=conv)
+            with atomic_write(out, "wb", guard=guard) as f:
+                picture.save(f, format="PNG")
             click.echo(f"wrote {out}", err=True)
 
 

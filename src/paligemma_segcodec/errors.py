@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "CheckpointError",
     "CheckpointNotFoundError",
+    "ImageTooLargeError",
     "MalformedObjectError",
     "NotARegularFileError",
     "OutputOverInputError",
@@ -69,3 +70,8 @@ class NotARegularFileError(OSError):
 class OutputOverInputError(ValueError):
     """An output path is, or would overwrite, one of the run's input files (the same path, a
     symlink to it or a hard link of it). Refused before any work is done."""
+
+
+class ImageTooLargeError(ValueError):
+    """An image or mask file declares more pixels than Pillow's decompression-bomb limit
+    (``PIL.Image.MAX_IMAGE_PIXELS`` × 2, about 179 million by default); it is not decoded."""

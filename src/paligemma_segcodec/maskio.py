@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from struct import error as struct_error
 from typing import IO
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
-__all__ = ["UnsupportedMaskError", "binarize", "mask_values", "read_image", "read_mask", "read_mask_values"]
+from paligemma_segcodec.errors import ImageTooLargeError
+from paligemma_segcodec.safeio import open_regular
+
+__all__ = [
+    "ImageTooLargeError",
+    "UnsupportedMaskError",
+    "binarize",
+    "mask_values",
+    "open_image",
+    "read_image",
+    "read_mask",
+    "read_mask_values",
+]
 
 _GREY_SPREAD = 8  # an RGB mask whose channels differ by at most this is grey (JPEG noise)
 
@@ -26,10 +41,41 @@ class UnsupportedMaskError(ValueError):
         self.reason = reason
 
 
+@contextlib.contextmanager
+def open_image(source: str | os.PathLike[str] | IO[bytes]) -> Iterator[Image.Image]:
+    """Opens and fully decodes an image file, safely: the one place images and masks are read.
+
+    A path is opened only when it is a regular file (`paligemma_segcodec.safeio.open_regular`: a
+    FIFO, socket, device or folder named like an image is refused, never read), and Pillow's
+    decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS`` × 2 pixels, ~179 M by default) is
+    reported as `ImageTooLargeError` instead of Pillow's own exception.
+
+    Raises:
+      FileNotFoundError, PermissionError, NotARegularFileError: see ``open_regular``.
+      ImageTooLargeError: more pixels than Pillow's decompression-bomb limit.
+      OSError: not an image Pillow can read (``PIL.UnidentifiedImageError``), truncated data.
+    """
+    name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<image bytes>"
+    with contextlib.ExitStack() as stack:
+        f = stack.enter_context(open_regular(source)) if isinstance(source, (str, os.PathLike)) else source
+        try:
+            im = stack.enter_context(Image.open(f))
+            im.load()
+        except UnidentifiedImageError:
+            raise UnidentifiedImageError(f"cannot identify image file {name!r}") from None
+        except OSError as err:  # Pillow's decoding errors name the file object, not the file
+            raise OSError(f"{name}: {err}") from None
+        except Image.DecompressionBombError as err:
+            raise ImageTooLargeError(f"{name}: {err}") from None
+        except (SyntaxError, ValueError, EOFError, IndexError, TypeError, ZeroDivisionError, struct_error) as err:
+            # Pillow's plugins raise these on crafted headers; they mean "broken file".
+            raise OSError(f"broken image data ({type(err).__name__}: {str(err)[:200]})") from None
+        yield im
+
+
 def read_image(path: str | os.PathLike[str]) -> Image.Image:
     """Opens and fully decodes an image (so truncated files fail here, with the file name), as RGB."""
-    with Image.open(path) as im:
-        im.load()
+    with open_image(path) as im:
         rgb: Image.Image = im.convert("RGB")
         return rgb
 
@@ -42,8 +88,7 @@ def read_mask_values(path: str | os.PathLike[str] | IO[bytes]) -> npt.NDArray[np
       UnsupportedMaskError: a colour image or another mode that is not a mask.
     """
     name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "<mask bytes>"
-    with Image.open(path) as im:
-        im.load()
+    with open_image(path) as im:
         return mask_values(im, name)
 
 

@@ -29,6 +29,7 @@ from paligemma_segcodec.errors import NotARegularFileError, OutputOverInputError
 
 __all__ = [
     "InputGuard",
+    "atomic_symlink",
     "atomic_write",
     "check_regular",
     "committed_files",
@@ -275,3 +276,24 @@ def copy_file(source: str | os.PathLike[str], dest: str | os.PathLike[str], *, g
         st = os.stat(source)
         os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
     return True
+
+
+def atomic_symlink(target: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
+    """Makes ``dest`` a symlink to ``target``, atomically (a temporary link renamed onto ``dest``).
+
+    Nothing happens when ``dest`` already is ``target`` (the same file): a file is never replaced
+    by a link to itself.
+    """
+    final = Path(dest)
+    if os.path.lexists(final) and os.path.exists(final) and os.path.samefile(target, final):
+        return
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name[:100]}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _COMMITTED.append(final)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -13,19 +14,22 @@ from typing import Any
 import click
 
 from paligemma_segcodec.cli import (
+    RegularFile,
     checkpoint_option,
     codec_for,
     convention_option,
+    guard_outputs,
     label_option,
     main,
     record_convention,
     user_errors,
 )
-from paligemma_segcodec.errors import SkippedObjectWarning
+from paligemma_segcodec.errors import OutputOverInputError, SkippedObjectWarning
 
 DIR = click.Path(exists=True, file_okay=False, path_type=Path)
-FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+FILE = RegularFile()
 OUTFILE = click.Path(dir_okay=False, path_type=Path)
+AUDIT_FILES = ("audit.csv", "summary.json", "histogram.png", "worst.png")
 
 
 def _classes(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[int, str] | None:
@@ -124,7 +128,7 @@ def convert(
     Images without objects get an empty suffix. Bad items are listed in OUT.errors.jsonl and the
     exit code is 1 when anything was skipped.
     """
-    from paligemma_segcodec.datasets.convert import convert_coco, convert_folder, write_examples
+    from paligemma_segcodec.datasets.convert import convert_coco, convert_folder, errors_path, write_examples
 
     if sum(x is not None for x in (masks, coco, hf_dataset)) != 1:
         raise click.UsageError(
@@ -137,6 +141,22 @@ def convert(
     if hf_dataset is not None and label is None:
         raise click.UsageError("with --hf-dataset give --label LABEL")
     jsonl = output.with_name(output.name + ".jsonl") if fmt == "hf" else output
+    split_files = [(f"{n}.jsonl (--split)", jsonl.parent / f"{n}.jsonl") for n in ("train", "val")]
+    guard = guard_outputs(
+        [("--output", jsonl), ("the errors list", errors_path(jsonl))]
+        + (split_files if split is not None or train_list or val_list else []),
+        [coco, train_list, val_list, checkpoint],
+        [images, masks],
+    )
+    if images_mode or image_size:
+        out_images = jsonl.parent / "images"
+        for folder, what in ((masks, "--masks"), (images, "--images")):
+            same = folder is not None and out_images.is_dir() and os.path.samefile(folder, out_images)
+            if same and (what == "--masks" or image_size):
+                raise OutputOverInputError(
+                    f"{'resized' if image_size else 'copied'} images would be written into {out_images}, "
+                    f"the {what} folder, over its files; choose an --output in another folder"
+                )
     write: dict[str, Any] = {
         "split": split,
         "seed": seed,
@@ -146,6 +166,7 @@ def convert(
         "image_size": int(image_size) if image_size else None,
         "batch_size": batch_size,
         "progress": progress,
+        "guard": guard,
     }
     with user_errors():
         codec = codec_for(checkpoint)
@@ -186,7 +207,7 @@ def convert(
 
             in_memory = hf_dataset is not None or images_mode is not None or image_size is not None
             dataset = jsonl_to_dataset(jsonl, jsonl.parent / "images" if in_memory or images is None else images)
-            dataset.save_to_disk(str(output))
+            _save_dataset(dataset, output)
             click.echo(f"saved a datasets.Dataset of {len(dataset)} rows to {output}", err=True)
     click.echo(report.summary(), err=True)
     if any(p.severity == "error" for p in report.skipped):
@@ -222,18 +243,21 @@ def lint(
 ) -> None:
     """Check image/mask pairs: empty, near-full, tiny, non-binary, border-wedge masks, mismatches."""
     from paligemma_segcodec.datasets.lint import lint_folder
+    from paligemma_segcodec.safeio import atomic_write
 
     images = images or (folder / "images" if folder else None)
     masks = masks or (folder / "masks" if folder else None)
     if images is None or masks is None:
         raise click.UsageError("give FOLDER (with images/ and masks/) or --images and --masks")
+    guard = guard_outputs([("--json", json_out)], [], [images, masks])
     with user_errors():
         report = lint_folder(
             images, masks, threshold=threshold, min_area=min_area, full_fraction=full_fraction, progress=progress
         )
     click.echo(report.table())
     if json_out is not None:
-        json_out.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+        with atomic_write(json_out, guard=guard) as f:
+            f.write(json.dumps(report.to_json(), indent=2) + "\n")
     if (fail_on == "error" and report.errors) or (fail_on == "warning" and report.problems):
         sys.exit(1)
 
@@ -269,6 +293,7 @@ def audit(
     """
     from paligemma_segcodec.datasets.audit import audit_folder
 
+    guard_outputs([("--out", out_dir / name) for name in AUDIT_FILES], [checkpoint], [images, masks])
     with user_errors():
         report = audit_folder(
             images,
@@ -290,6 +315,29 @@ def audit(
     for p in report.skipped:
         click.echo(f"skipped {p.file}: {p.reason}", err=True)
     click.echo(f"wrote {out_dir}/audit.csv, summary.json, histogram.png, worst.png", err=True)
+
+
+def _save_dataset(dataset: Any, output: Path) -> None:
+    """``dataset.save_to_disk(output)`` all or nothing: saved into a hidden folder beside
+    ``output``, then renamed into place (a previous dataset folder is replaced only then)."""
+    import shutil
+    import tempfile
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
+    old: Path | None = None
+    try:
+        dataset.save_to_disk(str(tmp / "ds"))
+        if output.exists():
+            old = tmp / "previous"
+            os.replace(output, old)
+        os.replace(tmp / "ds", output)
+    except BaseException:
+        if old is not None and not output.exists():
+            os.replace(old, output)
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _predictions(path: Path) -> dict[str, str]:
@@ -314,7 +362,7 @@ def _decoded(
     for answer, image, key in _progress(jobs, desc, progress):
         try:
             pil, segs = _decode_for_image(answer, image, codec, convention)
-        except OSError as err:
+        except (OSError, ValueError) as err:
             skipped.append(unreadable("image", str(image), err))
             continue
         yield key, pil, segs
@@ -330,19 +378,57 @@ def _exit_if_skipped(skipped: list[Any]) -> None:
 
 
 def _decode_for_image(text: str, image: Path, codec: Any, convention: str) -> tuple[Any, list[Any]]:
-    from PIL import Image
-
     from paligemma_segcodec.api import decode_tokens
+    from paligemma_segcodec.maskio import read_image
 
-    pil = Image.open(image)
-    pil.load()
-    w, h = pil.size
+    pil = read_image(image)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkippedObjectWarning)
-        segs = decode_tokens(text, height=h, width=w, codec=codec, convention=record_convention(convention))
+        # 64x64 masks only: drawing and export paste each object inside its box.
+        segs = decode_tokens(text, codec=codec, convention=record_convention(convention))
     for warning in caught:
-        click.echo(f"warning: {image.name}: {warning.message}", err=True)
+        message = " ".join(str(warning.message).split())
+        click.echo(f"warning: {image.name}: {message[:500]}", err=True)
     return pil, segs
+
+
+def _image_jobs(
+    preds: dict[str, str], images: Path, skipped: list[Any], option: str = "--predictions"
+) -> list[tuple[str, Path, str]]:
+    """``(answer, image path, name)`` for each prediction whose image name stays inside ``images``;
+    a name that escapes it (absolute, ``..``, a symlink out) is listed in ``skipped``, never read."""
+    from paligemma_segcodec.datasets.files import Problem
+    from paligemma_segcodec.errors import UnsafePathError
+    from paligemma_segcodec.safeio import resolve_under
+
+    jobs = []
+    for name, answer in preds.items():
+        try:
+            jobs.append((answer, resolve_under(images, name, what=f"{option} image"), name))
+        except UnsafePathError as err:
+            skipped.append(Problem(name, f"refused: {err}"))
+    return jobs
+
+
+def _overlay_names(names: list[str]) -> dict[str, str]:
+    """Image name → overlay file name (relative): ``sub/a.jpg`` → ``sub/a.png``; when two images
+    would get the same overlay name (``a.jpg`` and ``a.png``), each keeps its extension
+    (``a.jpg.png``, ``a.png.png``) so that neither overwrites the other."""
+
+    def plain(n: str) -> str:
+        return str(Path(n).with_suffix(".png"))
+
+    counts: dict[str, int] = {}
+    for n in names:
+        key = os.path.normcase(os.path.normpath(plain(n)))
+        counts[key] = counts.get(key, 0) + 1
+    out = {}
+    for n in names:
+        key = os.path.normcase(os.path.normpath(plain(n)))
+        out[n] = plain(n) if counts[key] == 1 else n + ".png"
+    if len({os.path.normcase(os.path.normpath(v)) for v in out.values()}) != len(out):
+        raise click.UsageError("two predictions would be drawn to the same overlay file; rename one image")
+    return out
 
 
 @main.command()
@@ -367,24 +453,44 @@ def show(
     """Draw decoded answers (boxes, filled masks, labels) over their images as PNG.
 
     An image that cannot be read is skipped and listed; the others are drawn; the exit code is 1.
+    Two images that would give the same PNG name (a.jpg, a.png) are drawn to a.jpg.png, a.png.png.
     """
+    from paligemma_segcodec.errors import UnsafePathError
+    from paligemma_segcodec.safeio import atomic_write, resolve_under
     from paligemma_segcodec.viz import draw_segments
 
+    skipped: list[Any] = []
     jobs: list[tuple[str, Path, Path]] = []
     if text is not None and image is not None:
         jobs.append((text, image, out if out.suffix.lower() == ".png" else out / (image.stem + ".png")))
+        guard = guard_outputs([("--out", jobs[0][2])], [image, checkpoint])
     elif predictions is not None and images is not None:
         with user_errors():
-            for name, answer in _predictions(predictions).items():
-                jobs.append((answer, images / name, out / (Path(name).stem + ".png")))
+            found = _image_jobs(_predictions(predictions), images, skipped)
+        dests = _overlay_names([name for _, _, name in found])
+        guard = guard_outputs([], [predictions, checkpoint], [images])
+        for answer, path, name in found:
+            try:
+                dest = resolve_under(out, dests[name], what="overlay name")
+            except UnsafePathError as err:
+                from paligemma_segcodec.datasets.files import Problem
+
+                skipped.append(Problem(name, f"refused: {err}"))
+                continue
+            if guard.is_input(dest):
+                raise OutputOverInputError(
+                    f"--out {out}: the overlay of {name} would overwrite the input file {dest}; "
+                    "choose another --out folder"
+                )
+            jobs.append((answer, path, dest))
     else:
         raise click.UsageError("give --predictions with --images, or --text with --image")
-    skipped: list[Any] = []
     with user_errors():
         codec = codec_for(checkpoint) if any("<seg" in t for t, _, _ in jobs) else None
         for dest, pil, segs in _decoded(jobs, codec, convention, progress, "show", skipped):
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            draw_segments(pil, segs, convention=record_convention(convention)).save(dest)
+            picture = draw_segments(pil, segs, convention=record_convention(convention))
+            with atomic_write(dest, "wb", guard=guard) as f:
+                picture.save(f, format="PNG")
     click.echo(f"wrote {len(jobs) - len(skipped)} image(s) to {out}", err=True)
     _exit_if_skipped(skipped)
 
@@ -408,19 +514,32 @@ def eval_(
 ) -> None:
     """Score answers: mIoU, cIoU, box accuracy @0.5/@0.75, invalid answers (big_vision's definitions)."""
     from paligemma_segcodec.datasets.evaluate import evaluate
+    from paligemma_segcodec.safeio import atomic_write
 
     if (masks is None) == (coco is None):
         raise click.UsageError("give --masks DIR or --coco FILE")
+    guard = guard_outputs([("--csv", csv_out), ("--json", json_out)], [predictions, coco, checkpoint], [masks])
     with user_errors():
         preds = _predictions(predictions)
+        stems: dict[str, str] = {}
+        for name in preds:
+            stem = Path(name).stem
+            if stem in stems:
+                raise ValueError(
+                    f"{predictions}: predictions for {stems[stem]!r} and {name!r} match the same ground truth "
+                    f"(stem {stem!r}); keep one"
+                )
+            stems[stem] = name
         codec = codec_for(checkpoint) if any("<seg" in t for t in preds.values()) else None
         report = evaluate(preds, masks_dir=masks, coco=coco, threshold=threshold, codec=codec)
-    metrics = report.metrics()
+        metrics = report.metrics()
+        if csv_out is not None:
+            guard.check_output(csv_out, "--csv")
+            report.write_csv(csv_out)
+        if json_out is not None:
+            with atomic_write(json_out, guard=guard) as f:
+                f.write(json.dumps(metrics, indent=2) + "\n")
     click.echo(json.dumps(metrics, indent=2))
-    if csv_out is not None:
-        report.write_csv(csv_out)
-    if json_out is not None:
-        json_out.write_text(json.dumps(metrics, indent=2) + "\n")
 
 
 @main.command()
@@ -446,17 +565,20 @@ def export(
     is 1.
     """
     from paligemma_segcodec.datasets.coco import segments_to_coco
+    from paligemma_segcodec.safeio import atomic_write
 
+    guard = guard_outputs([("--out", out)], [predictions, checkpoint], [images])
     skipped: list[Any] = []
     with user_errors():
         preds = _predictions(predictions)
         codec = codec_for(checkpoint) if any("<seg" in t for t in preds.values()) else None
         infos, all_segs = [], []
-        jobs = [(answer, images / name, name) for name, answer in preds.items()]
+        jobs = _image_jobs(preds, images, skipped)
         for name, pil, segs in _decoded(jobs, codec, convention, progress, "export", skipped):
             infos.append({"file_name": name, "width": pil.size[0], "height": pil.size[1]})
             all_segs.append(segs)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(segments_to_coco(infos, all_segs, polygons=polygons)) + "\n")
+        document = segments_to_coco(infos, all_segs, polygons=polygons)
+        with atomic_write(out, guard=guard) as f:
+            f.write(json.dumps(document) + "\n")
     click.echo(f"wrote {out}: {len(infos)} images", err=True)
     _exit_if_skipped(skipped)

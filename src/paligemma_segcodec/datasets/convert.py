@@ -17,10 +17,10 @@ the form big_vision's JSONL datasets and the Hugging Face PaliGemma fine-tuning 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-import shutil
 import sys
 import time
 from collections import Counter
@@ -34,7 +34,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from paligemma_segcodec.datasets.files import Instances, MaskObject, Problem, extract_objects, match_pairs, unreadable
-from paligemma_segcodec.maskio import read_mask_values
+from paligemma_segcodec.errors import OutputOverInputError
+from paligemma_segcodec.maskio import open_image, read_mask_values
+from paligemma_segcodec.safeio import InputGuard, atomic_symlink, atomic_write, copy_file, open_regular, resolve_under
 from paligemma_segcodec.tokens import check_label
 
 if TYPE_CHECKING:
@@ -147,7 +149,9 @@ def _splits(
         for path, name in ((train_list, "train"), (val_list, "val")):
             if path is None:
                 continue
-            for line in Path(path).read_text().splitlines():
+            with open_regular(path) as f:
+                listing = f.read().decode("utf-8", errors="replace")
+            for line in listing.splitlines():
                 entry = line.strip()
                 if entry:
                     which[entry] = name
@@ -156,22 +160,48 @@ def _splits(
     return None
 
 
-def _place_image(ex: Example, dest_dir: Path, mode: str | None, size: int | None) -> None:
-    dest = dest_dir / ex.image
-    if dest.exists() or dest.is_symlink():
-        dest.unlink()
+def _place_image(ex: Example, dest_dir: Path, mode: str | None, size: int | None, guard: InputGuard | None) -> None:
+    """Puts an example's image into ``dest_dir`` (copy, link or resized copy), atomically.
+
+    The destination is resolved under ``dest_dir`` (a name read from a file cannot escape it).
+    A source is never deleted, truncated or replaced: when the destination already is the source
+    (the output ``images/`` folder is the input folder) a copy or link is skipped, and a resized
+    copy is refused (`OutputOverInputError`); so is any destination that is one of the run's inputs.
+    """
+    dest = resolve_under(dest_dir, ex.image, what="image name")
+    same = ex.image_path is not None and os.path.lexists(dest) and _same_file(ex.image_path, dest)
+    if same and size is None:
+        return  # copying or linking a file onto itself: it is already there
+    if same or (guard is not None and guard.is_input(dest)):
+        raise OutputOverInputError(
+            f"{dest} is an input file; refusing to write a {'resized copy' if size else 'copy'} over it"
+        )
     if ex.image_path is None:  # in-memory image: always written
         im = ex.pil.convert("RGB")
-        (im.resize((size, size), Image.Resampling.BILINEAR) if size else im).save(dest)
+        with atomic_write(dest, "wb") as f:
+            (im.resize((size, size), Image.Resampling.BILINEAR) if size else im).save(f, format=_pil_format(dest))
     elif size is not None:
-        with Image.open(ex.image_path) as im:
+        with open_image(ex.image_path) as im:
             resized = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
         params = {"quality": 95} if ex.image_path.suffix.lower() in (".jpg", ".jpeg") else {}
-        resized.save(dest, **params)
+        with atomic_write(dest, "wb") as f:
+            resized.save(f, format=_pil_format(dest), **params)
     elif mode == "link":
-        dest.symlink_to(ex.image_path.resolve())
+        atomic_symlink(ex.image_path.resolve(), dest)
     else:
-        shutil.copy2(ex.image_path, dest)
+        copy_file(ex.image_path, dest, guard=guard)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _pil_format(dest: Path) -> str:
+    fmt = Image.registered_extensions().get(dest.suffix.lower())
+    return fmt or "PNG"
 
 
 def write_examples(
@@ -190,49 +220,60 @@ def write_examples(
     progress: bool = True,
     names: Sequence[str] | None = None,
     dropped_small: int = 0,
+    guard: InputGuard | None = None,
 ) -> ConvertReport:
     """Encodes examples in batches and writes ``output`` (+ ``OUT.errors.jsonl``, train/val files).
 
     ``images``: None, ``"copy"`` or ``"link"``: also place the images in ``OUT_DIR/images/``;
     ``image_size``: write ``size × size`` resized copies there instead (tokens are normalized, so
-    they do not change).
+    they do not change); ``guard``: the run's inputs, which no output may replace.
+
+    Outputs are atomic (see `paligemma_segcodec.safeio.atomic_write`): until the run completes the
+    previous files (if any) stay as they were; ``OUT.errors.jsonl`` is always rewritten (empty
+    when nothing went wrong), so a stale list never looks like this run's.
     """
     from paligemma_segcodec.api import encode_prepared, prepare_crop
 
     out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
     report = ConvertReport(output=out, dropped_small=dropped_small)
     t0 = time.perf_counter()
     assign = _splits(list(names or []), split, seed, train_list, val_list) if names is not None else None
     image_dir = out.parent / "images"
-    files = {"all": out.open("w", encoding="utf-8")}
-    if assign is not None:
-        for name in ("train", "val"):
-            files[name] = (out.parent / f"{name}.jsonl").open("w", encoding="utf-8")
-            report.splits[name] = 0
-    errors = errors_path(out).open("w", encoding="utf-8")
     pending: list[Example] = []
+    # Every output is written to a temporary file and renamed into place at the end (the main
+    # JSONL last): an interrupted or failed run leaves the previous outputs as they were.
+    with contextlib.ExitStack() as stack:
+        files = {"all": stack.enter_context(atomic_write(out, guard=guard))}
+        if assign is not None:
+            for name in ("train", "val"):
+                files[name] = stack.enter_context(atomic_write(out.parent / f"{name}.jsonl", guard=guard))
+                report.splits[name] = 0
+        errors = stack.enter_context(atomic_write(errors_path(out), guard=guard))
 
-    def flush() -> None:
-        objects = [o for ex in pending for o in ex.objects]
-        prepared = [prepare_crop(o.crop, o.box) for o in objects]
-        texts = iter(encode_prepared(prepared, [o.label for o in objects], codec=codec) if prepared else [])
-        for ex in pending:
-            line = format_line(ex, [next(texts) for _ in ex.objects])
-            files["all"].write(line)
-            report.lines += 1
-            report.objects += len(ex.objects)
-            report.empty += not ex.objects
-            part = assign.get(ex.image, "") if assign is not None else ""
-            if part:
-                files[part].write(line)
-                report.splits[part] += 1
-            if images or image_size or ex.image_path is None:
-                image_dir.mkdir(exist_ok=True)
-                _place_image(ex, image_dir, images, image_size)
-        pending.clear()
+        def flush() -> None:
+            objects = [o for ex in pending for o in ex.objects]
+            prepared = [prepare_crop(o.crop, o.box) for o in objects]
+            texts = iter(encode_prepared(prepared, [o.label for o in objects], codec=codec) if prepared else [])
+            for ex in pending:
+                line = format_line(ex, [next(texts) for _ in ex.objects])
+                if images or image_size or ex.image_path is None:
+                    try:
+                        _place_image(ex, image_dir, images, image_size, guard)
+                    except (OSError, ValueError) as err:  # this image is left out, the run goes on
+                        problem = Problem(str(ex.image_path or ex.image), f"image not placed in {image_dir}: {err}")
+                        report.skipped.append(problem)
+                        errors.write(_dump(problem.to_json()) + "\n")
+                        continue
+                files["all"].write(line)
+                report.lines += 1
+                report.objects += len(ex.objects)
+                report.empty += not ex.objects
+                part = assign.get(ex.image, "") if assign is not None else ""
+                if part:
+                    files[part].write(line)
+                    report.splits[part] += 1
+            pending.clear()
 
-    try:
         n_objects = 0
         for item in tqdm(items, total=total, desc="convert", unit="img", disable=not progress, file=sys.stderr):
             if isinstance(item, Problem):
@@ -248,10 +289,6 @@ def write_examples(
                 flush()
                 n_objects = 0
         flush()
-    finally:
-        for f in files.values():
-            f.close()
-        errors.close()
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -274,8 +311,7 @@ def example_for_pair(
     size = None
     if image_path is not None:
         try:
-            with Image.open(image_path) as im:
-                im.load()
+            with open_image(image_path) as im:
                 size = im.size
         except Exception as err:  # Pillow raises many types for broken files
             return unreadable("image", str(image_path), err), 0

@@ -14,7 +14,9 @@ from PIL import UnidentifiedImageError
 from scipy import ndimage
 
 from paligemma_segcodec.boxes import Box, box_to_loc
+from paligemma_segcodec.errors import ImageTooLargeError, NotARegularFileError, UnsafePathError
 from paligemma_segcodec.maskio import UnsupportedMaskError, binarize
+from paligemma_segcodec.safeio import check_regular
 from paligemma_segcodec.tokens import check_label
 
 __all__ = [
@@ -62,7 +64,11 @@ def unreadable(
       source: what was read (a path, or the open bytes), to tell an empty file; default ``file``.
     """
     source = file if source is None else source
-    if isinstance(err, FileNotFoundError):
+    if isinstance(err, NotARegularFileError):
+        reason = err.strerror or "not a regular file"
+    elif isinstance(err, (ImageTooLargeError, UnsafePathError)):
+        reason = str(err).removeprefix(f"{file}: ")
+    elif isinstance(err, FileNotFoundError):
         link = isinstance(source, (str, os.PathLike)) and os.path.islink(source)
         reason = "broken link (its target does not exist)" if link else "file not found"
     elif isinstance(err, PermissionError):
@@ -77,6 +83,7 @@ def unreadable(
         reason = "truncated file"  # Pillow says "image file is truncated" or "Truncated File Read"
     else:
         reason = err.reason if isinstance(err, UnsupportedMaskError) else str(err) or type(err).__name__
+        reason = reason.removeprefix(f"{file}: ")
     return Problem(file, f"unreadable {what}: {reason}")
 
 
@@ -118,15 +125,27 @@ class MaskObject:
         return int(self.crop.sum())
 
 
-def _listing(folder: Path, what: str) -> tuple[dict[str, Path], list[Problem]]:
+def _listing(folder: Path, what: str) -> tuple[dict[str, Path], list[Problem], set[str]]:
+    """``(stem → file, problems, stems of unusable files)``: an unusable file (special, broken
+    link) is reported once here, and its partner is not reported again as unmatched."""
     files: dict[str, Path] = {}
     problems: list[Problem] = []
+    bad: set[str] = set()
     for p in sorted(folder.iterdir()):
         if p.name.startswith("."):
             continue
-        if p.is_dir():
+        if p.is_dir() and not p.is_symlink():
             if p.suffix.lower() in IMAGE_EXTENSIONS:  # else a user looks for the file and finds it "there"
                 problems.append(Problem(str(p), f"a folder named like a {what} file, not a file"))
+            continue
+        if p.suffix.lower() in IMAGE_EXTENSIONS:
+            try:  # FIFOs, sockets, devices, folders behind links, broken or looping links: never opened
+                check_regular(p)
+            except OSError as err:
+                problems.append(unreadable(what, str(p), err))
+                bad.add(p.stem)
+                continue
+        elif p.is_dir():
             continue
         if p.suffix.lower() not in IMAGE_EXTENSIONS:
             problems.append(Problem(str(p), f"not a supported {what} file type ({', '.join(IMAGE_EXTENSIONS)})"))
@@ -141,7 +160,7 @@ def _listing(folder: Path, what: str) -> tuple[dict[str, Path], list[Problem]]:
             )
             continue
         files[p.stem] = p
-    return files, problems
+    return files, problems, bad
 
 
 def match_pairs(
@@ -160,13 +179,15 @@ def match_pairs(
     for folder in (images_dir, masks_dir):
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder} is not a folder")
-    images, problems = _listing(images_dir, "image")
-    masks, mask_problems = _listing(masks_dir, "mask")
+    images, problems, bad_images = _listing(images_dir, "image")
+    masks, mask_problems, bad_masks = _listing(masks_dir, "mask")
     problems += mask_problems
     if not images and not masks and not problems:
         raise FileNotFoundError(f"no files in {images_dir} or {masks_dir}: check the --images and --masks folders")
     pairs = []
     for stem in sorted(set(images) | set(masks)):
+        if stem in bad_images or stem in bad_masks:
+            continue  # its partner is unusable, already reported
         if stem not in masks:
             problems.append(Problem(str(images[stem]), f"image without mask (no {stem}.* in {masks_dir})"))
         elif stem not in images:
