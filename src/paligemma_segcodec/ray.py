@@ -146,6 +146,7 @@ def convert_with_ray(
     import json
 
     from paligemma_segcodec.datasets.convert import errors_path
+    from paligemma_segcodec.safeio import atomic_write
 
     pairs, problems = match_pairs(images_dir, masks_dir)
     order = {p.image.name: i for i, p in enumerate(pairs)}
@@ -158,9 +159,9 @@ def convert_with_ray(
     )
     rows = sorted(result.take_all(), key=lambda r: order[r["image"]])
     out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
     lines = 0
-    with out.open("w", encoding="utf-8") as f, errors_path(out).open("w", encoding="utf-8") as errors:
+    # Both files all or nothing (see paligemma_segcodec.safeio.atomic_write); the main one last.
+    with atomic_write(out) as f, atomic_write(errors_path(out)) as errors:
         for p in problems:
             errors.write(json.dumps(p.to_json(), ensure_ascii=False) + "\n")
         for r in rows:

@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
 from scipy import ndimage
 
 from paligemma_segcodec.datasets.files import Problem, match_pairs, unreadable
-from paligemma_segcodec.maskio import binarize, read_mask_values
+from paligemma_segcodec.maskio import binarize, open_image, read_mask_values
 
 __all__ = ["LintReport", "border_wedges", "lint_folder", "lint_pair"]
 
@@ -132,8 +131,7 @@ def lint_pair(
 ) -> list[Problem]:
     """All findings for one pair (see the module docstring)."""
     try:
-        with Image.open(image_path) as im:
-            im.load()
+        with open_image(image_path) as im:
             grey = np.asarray(im.convert("L"), dtype=np.float32)
     except Exception as err:
         return [unreadable("image", str(image_path), err)]
