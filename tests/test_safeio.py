@@ -49,9 +49,14 @@ def test_atomic_write_replaces_only_when_complete(tmp_path: Path) -> None:
 def test_atomic_write_keeps_the_previous_file_on_any_exception(tmp_path: Path, exc: BaseException) -> None:
     out = tmp_path / "out.bin"
     out.write_bytes(b"complete previous output")
-    with pytest.raises(type(exc)), atomic_write(out, "wb") as f:
-        f.write(b"half of the new")
-        raise exc
+
+    def interrupted_write() -> None:
+        with atomic_write(out, "wb") as f:
+            f.write(b"half of the new")
+            raise exc
+
+    with pytest.raises(type(exc)):
+        interrupted_write()
     assert out.read_bytes() == b"complete previous output"
     assert _temps(tmp_path) == []
 
@@ -74,9 +79,14 @@ def test_atomic_write_enospc_from_the_write_itself(tmp_path: Path, monkeypatch: 
 
 def test_atomic_write_never_creates_absent_file_on_failure(tmp_path: Path) -> None:
     out = tmp_path / "sub" / "new.json"
-    with pytest.raises(RuntimeError), atomic_write(out) as f:
-        f.write("{")
-        raise RuntimeError("boom")
+
+    def failed_write() -> None:
+        with atomic_write(out) as f:
+            f.write("{")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        failed_write()
     assert not out.exists()
     assert _temps(out.parent) == []
 
