@@ -82,6 +82,12 @@ def _threshold(fn: Any) -> Any:
     "--min-area", default=16, show_default=True, help="Drop components with fewer pixels (counted in the summary)."
 )
 @click.option(
+    "--widen-thin-boxes",
+    is_flag=True,
+    help="Keep objects thinner than one <loc> step (1/1023 of a side), their boxes widened by one bin "
+    "(default: drop them, listed as warnings; the reference's tokens for them do not parse).",
+)
+@click.option(
     "--crowd", type=click.Choice(["skip", "include"]), default="skip", show_default=True, help="COCO iscrowd=1."
 )
 @click.option("--split", type=float, default=None, help="Train fraction, e.g. 0.9: also write train.jsonl/val.jsonl.")
@@ -111,6 +117,7 @@ def convert(
     threshold: int,
     instances: str,
     min_area: int,
+    widen_thin_boxes: bool,
     crowd: str,
     split: float | None,
     seed: int,
@@ -199,6 +206,7 @@ def convert(
                 threshold=threshold,
                 instances="whole" if instances == "whole" else "components",
                 min_area=min_area,
+                widen_thin_boxes=widen_thin_boxes,
                 codec=codec,
                 **write,
             )

@@ -33,7 +33,16 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from paligemma_segcodec.datasets.files import Instances, MaskObject, Problem, extract_objects, match_pairs, unreadable
+from paligemma_segcodec.boxes import crop_pixels
+from paligemma_segcodec.datasets.files import (
+    Instances,
+    MaskObject,
+    Problem,
+    extract_objects,
+    is_thin,
+    match_pairs,
+    unreadable,
+)
 from paligemma_segcodec.errors import OutputOverInputError
 from paligemma_segcodec.maskio import open_image, read_mask_values
 from paligemma_segcodec.safeio import InputGuard, atomic_symlink, atomic_write, copy_file, open_regular, resolve_under
@@ -221,12 +230,15 @@ def write_examples(
     names: Sequence[str] | None = None,
     dropped_small: int = 0,
     guard: InputGuard | None = None,
+    min_loc_extent: int = 0,
 ) -> ConvertReport:
     """Encodes examples in batches and writes ``output`` (+ ``OUT.errors.jsonl``, train/val files).
 
     ``images``: None, ``"copy"`` or ``"link"``: also place the images in ``OUT_DIR/images/``;
     ``image_size``: write ``size × size`` resized copies there instead (tokens are normalized, so
-    they do not change); ``guard``: the run's inputs, which no output may replace.
+    they do not change); ``guard``: the run's inputs, which no output may replace;
+    ``min_loc_extent``: 1 widens boxes thinner than one ``<loc>`` step by one bin (see
+    `paligemma_segcodec.api.encode_masks`).
 
     Outputs are atomic (see `paligemma_segcodec.safeio.atomic_write`): until the run completes the
     previous files (if any) stay as they were; ``OUT.errors.jsonl`` is always rewritten (empty
@@ -253,7 +265,9 @@ def write_examples(
         def flush() -> None:
             objects = [o for ex in pending for o in ex.objects]
             prepared = [prepare_crop(o.crop, o.box) for o in objects]
-            texts = iter(encode_prepared(prepared, [o.label for o in objects], codec=codec) if prepared else [])
+            widen = {"min_loc_extent": min_loc_extent} if min_loc_extent else {}
+            labels = [o.label for o in objects]
+            texts = iter(encode_prepared(prepared, labels, codec=codec, **widen) if prepared else [])
             for ex in pending:
                 line = format_line(ex, [next(texts) for _ in ex.objects])
                 if images or image_size or ex.image_path is None:
@@ -322,9 +336,21 @@ def example_for_pair(
     if size is not None and values.shape != (size[1], size[0]):
         reason = f"size mismatch: mask is {values.shape[1]}x{values.shape[0]}, image is {size[0]}x{size[1]} (WxH)"
         return Problem(where, reason), 0
-    objects, dropped = extract_objects(values, **extract)
+    widen = bool(extract.pop("widen_thin", False))
+    objects, dropped = extract_objects(values, keep_thin=True, **extract)
     image = name if name is not None else str(getattr(image_path, "name", ""))
     warnings: tuple[Problem, ...] = ()
+    thin = [o for o in objects if is_thin(o.box)]
+    if thin and not widen:  # the reference's tokens would not parse: drop them, and say so
+        objects = [o for o in objects if not is_thin(o.box)]
+        dropped += len(thin)
+        t, left = crop_pixels(thin[0].box, values.shape[0], values.shape[1])[:2]
+        reason = (
+            f"{len(thin)} object(s) thinner than one <loc> step (1/1023 of the side) dropped, e.g. at pixel "
+            f"(y, x) ({t}, {left}): their boxes round to y2 == y1 or x2 == x1, which PaliGemma's parsers "
+            "reject; --widen-thin-boxes keeps them, widened by one bin"
+        )
+        warnings += (Problem(where, reason, severity="warning"),)
     if extract.get("label") is not None and not objects and not dropped:  # nothing above the threshold
         threshold = extract.get("threshold", 127)
         top = int(values.max()) if values.size else 0
@@ -333,7 +359,7 @@ def example_for_pair(
                 f"no pixel above --threshold {threshold} (values 0..{top}): a 0/1 mask saved with JPEG noise? "
                 f"written with an empty suffix; pass a lower --threshold if these are objects"
             )
-            warnings = (Problem(where, reason, severity="warning"),)
+            warnings += (Problem(where, reason, severity="warning"),)
     return Example(image, image_path, labels, tuple(objects), warnings=warnings), dropped
 
 
@@ -370,6 +396,7 @@ def convert_folder(
     threshold: int = 127,
     instances: Instances = "components",
     min_area: int = 16,
+    widen_thin_boxes: bool = False,
     codec: Codec | None = None,
     **write: Any,
 ) -> ConvertReport:
@@ -380,6 +407,8 @@ def convert_folder(
       classes: for semantic masks: value → label (``--classes 1=water,2=road``).
       instances: ``"components"`` (connected components, 8-connected) or ``"whole"``.
       min_area: drop components with fewer pixels (counted in the report).
+      widen_thin_boxes: keep objects thinner than one ``<loc>`` step, their boxes widened by one
+        bin (default: drop them, with a warning per mask in ``OUT.errors.jsonl``).
       write: options of `write_examples` (split, seed, images, image_size, batch_size, progress…).
     """
     folder_labels(label, classes)  # a bad label fails here, before any file is written
@@ -394,7 +423,10 @@ def convert_folder(
         threshold=threshold,
         instances=instances,
         min_area=min_area,
+        widen_thin=widen_thin_boxes,
     )
+    if widen_thin_boxes:
+        write["min_loc_extent"] = 1
     report = write_examples(
         items, output, codec=codec, total=len(pairs) + len(problems), names=[p.image.name for p in pairs], **write
     )

@@ -26,6 +26,7 @@ __all__ = [
     "Pair",
     "Problem",
     "extract_objects",
+    "is_thin",
     "match_pairs",
     "parse_classes",
     "unreadable",
@@ -213,8 +214,16 @@ def parse_classes(spec: str) -> dict[int, str]:
     return classes
 
 
+def is_thin(box: Box) -> bool:
+    """Whether a box is thinner than one ``<loc>`` step: ``y2 == y1`` or ``x2 == x1`` after
+    big_vision's ``round(b * 1023)``, an answer PaliGemma's parsers (and big_vision's evaluator)
+    reject."""
+    y1, x1, y2, x2 = box_to_loc(box)
+    return y2 <= y1 or x2 <= x1
+
+
 def _objects_of(
-    binary: npt.NDArray[np.bool_], label: str, instances: Instances, min_area: int
+    binary: npt.NDArray[np.bool_], label: str, instances: Instances, min_area: int, keep_thin: bool = False
 ) -> tuple[list[MaskObject], int]:
     h, w = binary.shape
     labels: npt.NDArray[np.integer]
@@ -228,8 +237,7 @@ def _objects_of(
         crop = labels[slc] == i
         ys, xs = slc
         box = (ys.start / h, xs.start / w, ys.stop / h, xs.stop / w)
-        y1, x1, y2, x2 = box_to_loc(box)
-        if crop.sum() < min_area or y2 <= y1 or x2 <= x1:  # too small, or thinner than one <loc> step
+        if crop.sum() < min_area or (not keep_thin and is_thin(box)):  # too small, or thinner than one <loc> step
             dropped += 1
             continue
         objects.append(MaskObject(label, box, crop))
@@ -244,6 +252,7 @@ def extract_objects(
     threshold: int = 127,
     instances: Instances = "components",
     min_area: int = 0,
+    keep_thin: bool = False,
 ) -> tuple[list[MaskObject], int]:
     """A mask's objects: connected components (8-connected) or the whole mask, per class.
 
@@ -257,7 +266,7 @@ def extract_objects(
 
     Objects whose box is thinner than one ``<loc>`` step (1/1023 of the side, so ``y2 == y1`` or
     ``x2 == x1`` after rounding: PaliGemma's format cannot express them, and parsers reject them)
-    are dropped and counted too.
+    are dropped and counted too, unless ``keep_thin`` (see `is_thin`).
 
     Returns:
       ``(objects, dropped)``: objects in class order, then raster order of their first pixel.
@@ -274,7 +283,7 @@ def extract_objects(
     objects: list[MaskObject] = []
     dropped = 0
     for name, binary in groups:
-        found, lost = _objects_of(binary, str(name), instances, min_area)
+        found, lost = _objects_of(binary, str(name), instances, min_area, keep_thin)
         objects += found
         dropped += lost
     return objects, dropped

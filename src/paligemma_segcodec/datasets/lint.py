@@ -7,6 +7,9 @@ Checks, per image/mask pair (severity in brackets):
 - [warning] empty mask (no pixel above the threshold);
 - [warning] near-full mask (more than ``full_fraction``, 98 % by default, of the pixels);
 - [warning] tiny objects (connected components under ``min_area`` pixels);
+- [warning] thin objects: components whose box is thinner than one ``<loc>`` step (1/1023 of the
+  side), so that big_vision's ``round(b * 1023)`` gives ``y2 == y1`` or ``x2 == x1``: an answer
+  PaliGemma's parsers reject (``convert`` drops them unless ``--widen-thin-boxes``);
 - [warning] not binary: more than ``grey_fraction`` (5 %) of the pixels are mid-grey (16 < v < 240),
   i.e. a soft or mis-saved mask rather than JPEG edge noise;
 - [warning] border wedge: the mask fills a straight-edged wedge or strip along an image border where
@@ -26,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from paligemma_segcodec.boxes import box_to_loc
 from paligemma_segcodec.datasets.files import Problem, match_pairs, unreadable
 from paligemma_segcodec.maskio import binarize, open_image, read_mask_values
 
@@ -120,6 +124,22 @@ def border_wedges(
     return found
 
 
+def _thin_objects(
+    labels: npt.NDArray[np.integer], n: int, areas: npt.NDArray[np.integer], min_area: int
+) -> list[tuple[int, int]]:
+    """Top-left pixels of the components (not tiny) whose box rounds to an empty ``<loc>`` box."""
+    h, w = labels.shape
+    found = []
+    for i, slc in enumerate(ndimage.find_objects(labels, max_label=n)):
+        if slc is None or areas[i] < min_area:
+            continue
+        ys, xs = slc
+        y1, x1, y2, x2 = box_to_loc((ys.start / h, xs.start / w, ys.stop / h, xs.stop / w))
+        if y2 <= y1 or x2 <= x1:
+            found.append((ys.start, xs.start))
+    return found
+
+
 def lint_pair(
     image_path: Path,
     mask_path: Path,
@@ -166,6 +186,17 @@ def lint_pair(
         tiny = int((areas < min_area).sum())
         if tiny:
             problems.append(Problem(name, f"{tiny} tiny object(s) under {min_area} px (of {n})", "warning"))
+        thin = _thin_objects(labels, n, areas, min_area)
+        if thin:
+            problems.append(
+                Problem(
+                    name,
+                    f"{len(thin)} object(s) thinner than one <loc> step (1/1023 of the side), e.g. at pixel "
+                    f"(y, x) {thin[0]}: their boxes round to y2 == y1 or x2 == x1, which PaliGemma's parsers "
+                    "reject; convert drops them unless --widen-thin-boxes",
+                    "warning",
+                )
+            )
         for side, area, shape in border_wedges(mask, grey):
             problems.append(
                 Problem(
