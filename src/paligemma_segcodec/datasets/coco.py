@@ -6,188 +6,619 @@ Input (`coco_examples`): each image of a COCO instances JSON becomes one example
 default (``crowd="skip"``, counted in the report as warnings) because one PaliGemma object per crowd
 teaches the model to draw a box around many things; ``crowd="include"`` keeps them as objects.
 
+Every annotation file is treated as hostile. Each record is checked in Python before anything
+reaches pycocotools' C code (which reads out of bounds or allocates without limit on crafted input);
+a bad record is one error line (`Problem`) and the rest of the file is still converted:
+
+- The file is refused as a whole (``ValueError`` naming it) only when it is not JSON, its top level
+  is not an object with an ``images`` key, or it has images but none with an ``id`` and a
+  ``file_name`` (not a COCO instances file at all). ``images``, ``annotations`` or ``categories``
+  that are not lists are one error line each (and count as empty).
+- Ids (image ``id``, annotation ``id``/``image_id``/``category_id``, category ``id``) are integers
+  (not booleans, not strings); a second record with the same id, a second image with the same
+  ``file_name``, or whose ``file_name`` resolves to the same file, is an error (the later record in
+  the file). Category names are strings (and valid labels: `check_label`, which refuses the file).
+- ``file_name`` is resolved with `paligemma_segcodec.safeio.resolve_under`: absolute paths, drive
+  letters, ``..`` and symlinks leaving the images folder are refused, never read. Images are opened
+  with `paligemma_segcodec.maskio.open_image` (`paligemma_segcodec.safeio.open_regular`), so a FIFO
+  or device named ``a.jpg`` is reported, never read.
+- ``width`` and ``height`` (when given; always for evaluation) are positive integers with
+  ``width * height <= MAX_PIXELS`` (2**28 = 268,435,456 pixels, 256 MiB per uint8 mask); no
+  image-size buffer is allocated before that check.
+- ``iscrowd`` is 0 or 1 (absent: 0). ``bbox`` and ``area`` are not used (the box is computed from
+  the mask), so they are not checked: a null or malformed ``bbox`` is ignored.
+- Polygons: a list of lists of finite numbers (no booleans, strings, nulls, nested lists), each of
+  even length ≥ 6, every point within the image with `POLYGON_MARGIN` (1 pixel) of slack; at most
+  `MAX_POLYGON_POINTS` (500,000) points per annotation, and an outline of at most
+  `MAX_POLYGON_STEPS` (2**23) rasterization steps (pycocotools walks the outline at 5 steps per
+  pixel, ~20 bytes per step: this bounds its memory to ~170 MB).
+- RLE: ``size`` is ``[height, width]`` equal to the image's; ``counts`` is a list of non-negative
+  integers or a compressed string (characters ``'0'``..``'o'``, decoded here first: no truncated
+  number, no negative run); either way the runs must add up to exactly ``height * width``.
+
+`annotation_mask` is that check plus the decoding, for one annotation (``segcodec eval`` uses it).
+
 Output (`segments_to_coco`): decoded PaliGemma answers → a COCO results/instances JSON with RLE
 (``segmentation.counts`` as a string) or polygons (contour tracing), for CVAT, Label Studio or
-``pycocotools.COCO.loadRes``.
+``pycocotools.COCO.loadRes``. Objects are encoded one at a time through one reusable image-size
+buffer (each pasted into its box, encoded, cleared), so memory does not grow with objects × pixels.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
 from scipy import ndimage
 
-from paligemma_segcodec.boxes import box_to_loc
+from paligemma_segcodec.boxes import Convention, box_to_loc, loc_to_pixels
 from paligemma_segcodec.datasets.files import MaskObject, Problem, unreadable
+from paligemma_segcodec.errors import UnsafePathError
+from paligemma_segcodec.maskio import open_image
+from paligemma_segcodec.resize import resize
+from paligemma_segcodec.safeio import open_regular, resolve_under
 from paligemma_segcodec.segment import Segment
 from paligemma_segcodec.tokens import check_label
 
-__all__ = ["coco_examples", "mask_to_polygons", "mask_to_rle", "segments_to_coco"]
+__all__ = [
+    "MAX_PIXELS",
+    "MAX_POLYGON_POINTS",
+    "MAX_POLYGON_STEPS",
+    "POLYGON_MARGIN",
+    "CocoFile",
+    "CocoImage",
+    "annotation_mask",
+    "coco_examples",
+    "mask_to_polygons",
+    "mask_to_rle",
+    "read_coco",
+    "rle_counts",
+    "segments_to_coco",
+]
+
+MAX_PIXELS = 2**28
+"""Largest ``width * height`` accepted from a COCO file (268,435,456 pixels: a 256 MiB uint8 mask)."""
+MAX_POLYGON_POINTS = 500_000
+"""Most polygon points (x, y pairs) in one annotation, all its polygons together."""
+MAX_POLYGON_STEPS = 2**23
+"""Most rasterization steps of one annotation's polygon outlines (pycocotools: 5 per pixel of outline)."""
+POLYGON_MARGIN = 1.0
+"""How far (pixels) a polygon point may lie outside the image (rounding in exporters)."""
 
 
-def load_coco(annotations: str | os.PathLike[str], *, need_size: bool = False) -> Any:
-    """``pycocotools.coco.COCO`` of a file, without its progress prints.
+# ---------------------------------------------------------------------------------------------
+# Reading and checking the JSON records (no pycocotools)
+
+
+@dataclass(frozen=True)
+class CocoImage:
+    """A checked ``images`` record. ``width``/``height`` are None when the file does not give them."""
+
+    id: int
+    file_name: str
+    width: int | None
+    height: int | None
+    where: str  # what its problems are reported under
+
+
+@dataclass(frozen=True)
+class CocoAnnotation:
+    """A checked ``annotations`` record (ids and ``iscrowd``); ``segmentation`` is checked when decoded."""
+
+    id: int
+    image_id: int
+    category_id: int
+    iscrowd: bool
+    segmentation: Any
+
+
+@dataclass
+class CocoFile:
+    """A COCO instances file, record by record: what passed the checks, and one `Problem` per record
+    that did not (in file order)."""
+
+    path: str
+    images: list[CocoImage] = field(default_factory=list)
+    annotations: list[CocoAnnotation] = field(default_factory=list)
+    categories: dict[int, str] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    refused_images: set[int] = field(default_factory=set)  # ids of image records with an error
+    refused_categories: dict[int, str] = field(default_factory=dict)  # id → why
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _describe(v: object) -> str:
+    """A JSON value in words, short: ``a string ('1')``, ``null``, ``a list``."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return f"a boolean ({str(v).lower()})"
+    if isinstance(v, str):
+        return f"a string ({v[:40]!r}{'…' if len(v) > 40 else ''})"
+    if isinstance(v, (int, float)):
+        text = str(v) if not isinstance(v, int) or abs(v) < 10**30 else f"an integer of {len(str(abs(v)))} digits"
+        return f"a number ({text})"
+    if isinstance(v, list):
+        return f"a list ({len(v)} items)"
+    if isinstance(v, dict):
+        return "an object"
+    return f"a {type(v).__name__}"
+
+
+def _show(v: object) -> str:
+    """An id for a problem's file field: ints as they are, anything else short and quoted."""
+    if _is_int(v):
+        return str(v)
+    text = repr(v)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _int_fault(entry: Mapping[str, Any], key: str) -> str | None:
+    if key not in entry:
+        return f"no {key!r}"
+    if not _is_int(entry[key]):
+        return f"{key} must be an integer, got {_describe(entry[key])}"
+    return None
+
+
+def _size_fault(width: object, height: object) -> str | None:
+    """Why ``width × height`` is not a usable image size, or None."""
+    for name, v in (("width", width), ("height", height)):
+        if not _is_int(v) or v <= 0:  # type: ignore[operator]
+            return f"{name} must be a positive integer, got {_describe(v)}"
+    assert isinstance(width, int) and isinstance(height, int)
+    if width * height > MAX_PIXELS:
+        return f"{width}x{height} = {width * height:,} pixels exceeds the cap of {MAX_PIXELS:,} pixels"
+    return None
+
+
+def read_coco(annotations: str | os.PathLike[str], *, need_size: bool = False) -> CocoFile:
+    """Reads a COCO instances file and checks every record (see the module docstring).
+
+    Args:
+      annotations: the JSON file (opened with `open_regular`: a FIFO is refused, never read).
+      need_size: images must give ``width`` and ``height`` (evaluation).
 
     Raises:
-      ValueError: the file is not JSON, or not shaped like a COCO instances file (each image needs
-        ``id`` and ``file_name``, plus ``width`` and ``height`` with ``need_size``; each annotation
-        ``id``, ``image_id`` and ``category_id``; each category ``id`` and ``name``); the message
-        names the file and the first entries at fault.
+      ValueError: the file is not JSON, or not a COCO instances file at all (not an object with
+        ``images``; images none of which has an ``id`` and a ``file_name``); the message names the
+        file and the first entries at fault.
+      OSError: the file cannot be opened (missing, a FIFO or folder, permission).
     """
-    from pycocotools.coco import COCO
-
     path = os.fspath(annotations)
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from None
-    faults = _coco_faults(data, need_size)
-    if faults:
-        more = f" (and {len(faults) - 3} more)" if len(faults) > 3 else ""
-        raise ValueError(f"{path}: not a COCO instances file: {'; '.join(faults[:3])}{more}")
-    with contextlib.redirect_stdout(io.StringIO()):  # COCO() prints progress to stdout
-        coco = COCO()
-        coco.dataset = data
-        coco.createIndex()
-    return coco
-
-
-def _coco_faults(data: Any, need_size: bool) -> list[str]:
+    with open_regular(path) as f:
+        raw = f.read()
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON (not UTF-8 text: {err.reason} at byte {err.start})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: not valid JSON (nested too deeply)") from None
+    except ValueError as err:  # JSONDecodeError, or an integer too long to convert
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    del raw
     if not isinstance(data, dict):
-        return [f"the top level is a {type(data).__name__}, not an object with 'images' and 'annotations'"]
-    faults = [
-        f"'{key}' is not a list"
-        for key in ("images", "annotations", "categories")
-        if key in data and not isinstance(data[key], list)
-    ]
+        raise ValueError(
+            f"{path}: not a COCO instances file: the top level is {_describe(data)}, "
+            "not an object with 'images' and 'annotations'"
+        )
     if "images" not in data:
-        faults.append("no 'images' list")
-    if faults:
-        return faults
-    image_keys = ("id", "file_name", "width", "height") if need_size else ("id", "file_name")
-    sections = (
-        ("images", image_keys),
-        ("annotations", ("id", "image_id", "category_id")),
-        ("categories", ("id", "name")),
-    )
-    for section, keys in sections:
-        for i, entry in enumerate(data.get(section, [])):
-            missing = [k for k in keys if not isinstance(entry, dict) or k not in entry]
+        raise ValueError(f"{path}: not a COCO instances file: no 'images' list")
+    out = CocoFile(path)
+    sections: dict[str, list[Any]] = {}
+    for key in ("images", "annotations", "categories"):
+        value = data.get(key, [])
+        if not isinstance(value, list):
+            out.problems.append(Problem(f"{path}#{key}", f"'{key}' is {_describe(value)}, not a list"))
+            value = []
+        sections[key] = value
+    _refuse_if_not_coco(path, sections)
+    _read_images(out, sections["images"], need_size)
+    _read_categories(out, sections["categories"])
+    _read_annotations(out, sections["annotations"])
+    return out
+
+
+def _refuse_if_not_coco(path: str, sections: Mapping[str, list[Any]]) -> None:
+    """ValueError when there are images but none has an ``id`` and a ``file_name``: some other format."""
+    images = sections["images"]
+    if not images or any(isinstance(e, dict) and "id" in e and "file_name" in e for e in images):
+        return
+    keys = {
+        "images": ("id", "file_name"),
+        "annotations": ("id", "image_id", "category_id"),
+        "categories": ("id", "name"),
+    }
+    faults = []
+    for section, need in keys.items():
+        for i, entry in enumerate(sections[section]):
+            if not isinstance(entry, dict):
+                faults.append(f"{section}[{i}] is {_describe(entry)}, not an object")
+                continue
+            missing = [k for k in need if k not in entry]
             if missing:
                 faults.append(f"{section}[{i}] has no {', '.join(repr(k) for k in missing)}")
-    return faults
+            if len(faults) > 3:
+                break
+    more = " (and more)" if len(faults) > 3 else ""
+    raise ValueError(f"{path}: not a COCO instances file: {'; '.join(faults[:3])}{more}")
+
+
+def _read_images(out: CocoFile, entries: list[Any], need_size: bool) -> None:
+    first_id: dict[int, int] = {}
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            out.problems.append(Problem(f"{out.path}#images[{i}]", f"not an object but {_describe(entry)}"))
+            continue
+        fault = _int_fault(entry, "id")
+        if fault:
+            out.problems.append(Problem(f"{out.path}#images[{i}]", fault))
+            continue
+        image_id = entry["id"]
+        name = entry.get("file_name")
+        where = f"{out.path}#image {image_id}" + (f" ({name[:200]})" if isinstance(name, str) else "")
+        if image_id in first_id:
+            out.problems.append(
+                Problem(where, f"a second image with id {image_id} (the first is images[{first_id[image_id]}])")
+            )
+            continue  # its annotations belong to the first
+        first_id[image_id] = i
+        if not isinstance(name, str) or not name:
+            fault = "no 'file_name'" if "file_name" not in entry else f"file_name must be a path, got {_describe(name)}"
+        elif need_size or "width" in entry or "height" in entry:
+            fault = _size_fault(entry.get("width"), entry.get("height"))
+        if fault:
+            out.problems.append(Problem(where, fault))
+            out.refused_images.add(image_id)
+            continue
+        width, height = entry.get("width"), entry.get("height")
+        assert isinstance(name, str)
+        out.images.append(CocoImage(image_id, name, width, height, where))
+
+
+def _read_categories(out: CocoFile, entries: list[Any]) -> None:
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            out.problems.append(Problem(f"{out.path}#categories[{i}]", f"not an object but {_describe(entry)}"))
+            continue
+        fault = _int_fault(entry, "id")
+        if fault:
+            out.problems.append(Problem(f"{out.path}#categories[{i}]", fault))
+            continue
+        cid = entry["id"]
+        where = f"{out.path}#category {cid}"
+        if cid in out.categories or cid in out.refused_categories:
+            out.problems.append(Problem(where, f"a second category with id {cid}"))
+            continue
+        name = entry.get("name")
+        if not isinstance(name, str):
+            fault = "no 'name'" if "name" not in entry else f"name must be a string, got {_describe(name)}"
+            out.problems.append(Problem(where, fault))
+            out.refused_categories[cid] = fault
+            continue
+        out.categories[cid] = name
+
+
+def _read_annotations(out: CocoFile, entries: list[Any]) -> None:
+    first_id: dict[int, int] = {}
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            out.problems.append(Problem(f"{out.path}#annotations[{i}]", f"not an object but {_describe(entry)}"))
+            continue
+        fault = _int_fault(entry, "id")
+        if fault:
+            out.problems.append(Problem(f"{out.path}#annotations[{i}]", fault))
+            continue
+        ann_id = entry["id"]
+        where = f"{out.path}#annotation {ann_id}"
+        fault = _int_fault(entry, "image_id") or _int_fault(entry, "category_id")
+        crowd = entry.get("iscrowd", 0)
+        if not fault and (not _is_int(crowd) or crowd not in (0, 1)):
+            fault = f"iscrowd must be 0 or 1, got {_describe(crowd)}"
+        if not fault and ann_id in first_id:
+            fault = f"a second annotation with id {ann_id} (the first is annotations[{first_id[ann_id]}])"
+        if fault:
+            out.problems.append(Problem(where, fault))
+            continue
+        first_id[ann_id] = i
+        out.annotations.append(
+            CocoAnnotation(ann_id, entry["image_id"], entry["category_id"], bool(crowd), entry.get("segmentation"))
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Segmentations: checked in Python, then decoded by pycocotools
+
+
+def rle_counts(counts: str) -> list[int]:
+    """The run lengths of a compressed COCO RLE string (pycocotools' ``rleFrString``, in Python).
+
+    Each run is a little-endian sequence of 5-bit groups, one character (``chr(48 + group)``) each,
+    ``0x20`` marking "more groups follow" and ``0x10`` of the last group the sign; from the fourth
+    run on, the value is a difference to the run two before.
+
+    Raises:
+      ValueError: a character outside ``'0'``..``'o'``, a run of more than 6 characters (beyond
+        30 bits, where the C code overflows), a string that ends inside a run, or a negative run.
+    """
+    out: list[int] = []
+    p, n = 0, len(counts)
+    while p < n:
+        x = k = 0
+        while True:
+            if p >= n:
+                raise ValueError(f"compressed RLE counts end inside run {len(out)} (a truncated string)")
+            c = ord(counts[p]) - 48
+            if not 0 <= c <= 63:
+                raise ValueError(f"compressed RLE counts contain {counts[p]!r} at character {p} (allowed: '0' to 'o')")
+            if k == 6:
+                raise ValueError(f"compressed RLE counts: run {len(out)} is longer than 6 characters")
+            x |= (c & 0x1F) << (5 * k)
+            p += 1
+            k += 1
+            if not c & 0x20:
+                if c & 0x10:
+                    x -= 1 << (5 * k)  # sign-extend
+                break
+        if len(out) > 2:
+            x += out[-2]
+        if x < 0:
+            raise ValueError(f"compressed RLE counts decode to a negative run ({x}) at run {len(out)}")
+        out.append(x)
+    return out
+
+
+def _polygon_fault(seg: list[Any], height: int, width: int) -> str | None:
+    if not seg:
+        return "empty segmentation (no polygon)"
+    total = 0
+    for i, poly in enumerate(seg):
+        if not isinstance(poly, list):
+            return f"polygon {i} is not a list of numbers (it is {_describe(poly)})"
+        total += len(poly)
+    if total > 2 * MAX_POLYGON_POINTS:
+        return f"polygons with {total // 2:,} points exceed the cap of {MAX_POLYGON_POINTS:,} points per annotation"
+    steps = 0
+    for i, poly in enumerate(seg):
+        if len(poly) < 6 or len(poly) % 2:
+            return f"polygon {i} has {len(poly)} numbers: needs x,y pairs of at least 3 points"
+        bad = next((v for v in poly if not isinstance(v, (int, float)) or isinstance(v, bool)), poly)
+        if bad is not poly:
+            return f"polygon {i} is not a list of numbers (it holds {_describe(bad)})"
+        try:
+            xy = np.array(poly, dtype=np.float64).reshape(-1, 2)
+        except OverflowError:
+            return f"polygon {i} has a number too large for a coordinate"
+        if not np.isfinite(xy).all():
+            return f"polygon {i} has a coordinate that is NaN or infinite"
+        lo, hi = -POLYGON_MARGIN, np.array([width, height]) + POLYGON_MARGIN
+        outside = ((xy < lo) | (xy > hi)).any(axis=1)
+        if outside.any():
+            x, y = xy[int(np.argmax(outside))]
+            return f"polygon {i} has the point ({x:g}, {y:g}) outside the {width}x{height} image"
+        scaled = np.trunc(xy * 5 + 0.5)  # pycocotools' rleFrPoly: (int)(5 * v + .5)
+        steps += int((np.abs(scaled - np.roll(scaled, -1, axis=0)).max(axis=1) + 1).sum())
+    if steps > MAX_POLYGON_STEPS:
+        return (
+            f"polygon outlines too long to rasterize: {steps:,} steps exceed the cap of {MAX_POLYGON_STEPS:,} "
+            "(5 per pixel of outline)"
+        )
+    return None
+
+
+def _rle_fault(seg: Mapping[str, Any], height: int, width: int) -> tuple[str | None, list[int] | bytes]:
+    if "counts" not in seg or "size" not in seg:
+        return "RLE segmentation without 'counts' and 'size'", b""
+    size = seg["size"]
+    if not isinstance(size, list) or len(size) != 2 or not all(_is_int(v) for v in size):
+        return f"RLE size must be [height, width] integers, got {_describe(size)}", b""
+    if (size[0], size[1]) != (height, width):
+        return f"size mismatch: segmentation is {size[1]}x{size[0]}, image is {width}x{height}", b""
+    counts = seg["counts"]
+    if isinstance(counts, str):
+        try:
+            runs = rle_counts(counts)
+        except ValueError as err:
+            return str(err), b""
+        encoded: list[int] | bytes = counts.encode("ascii")
+    elif isinstance(counts, list):
+        bad = next((v for v in counts if not _is_int(v) or v < 0), counts)
+        if bad is not counts:
+            return f"RLE counts must be non-negative integers, got {_describe(bad)}", b""
+        runs = encoded = counts
+    else:
+        return f"RLE counts must be a list of integers or a string, got {_describe(counts)}", b""
+    total = sum(runs)
+    if total != height * width:
+        return f"RLE counts add up to {total:,} pixels, not height x width = {height * width:,}", b""
+    return None, encoded
+
+
+def _decode(seg: Any, height: int, width: int) -> npt.NDArray[np.uint8]:
+    """A checked segmentation → uint8 ``(height, width)`` (Fortran order), or ValueError saying why not."""
+    from pycocotools import mask as mask_utils
+
+    fault = _size_fault(width, height)
+    if fault:
+        raise ValueError(f"image size: {fault}")
+    if seg is None:
+        raise ValueError("no segmentation")
+    if isinstance(seg, list):
+        fault = _polygon_fault(seg, height, width)
+        if fault:
+            raise ValueError(fault)
+        polys = [[float(v) for v in poly] for poly in seg]
+        try:
+            rle = mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
+        except Exception as err:  # not expected after the checks
+            raise ValueError(f"undecodable segmentation: {err}") from None
+    elif isinstance(seg, dict):
+        fault, counts = _rle_fault(seg, height, width)
+        if fault:
+            raise ValueError(fault)
+        if isinstance(counts, bytes):
+            rle = {"size": [height, width], "counts": counts}
+        else:
+            rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+    else:
+        raise ValueError(f"segmentation must be a list of polygons or an RLE object, got {_describe(seg)}")
+    try:
+        return mask_utils.decode(rle)  # type: ignore[no-any-return]
+    except Exception as err:  # not expected after the checks
+        raise ValueError(f"undecodable segmentation: {err}") from None
+
+
+def annotation_mask(ann: Mapping[str, Any], height: int, width: int) -> npt.NDArray[np.bool_]:
+    """An annotation's ``segmentation`` (polygons or RLE) as a bool ``(height, width)`` mask,
+    checked first (see the module docstring) so that pycocotools only sees well-formed input.
+
+    Raises:
+      ValueError: what is wrong (the image size, a polygon, the RLE), in words.
+    """
+    if not isinstance(ann, Mapping):
+        raise ValueError(f"the annotation is {_describe(ann)}, not an object")
+    return _decode(ann.get("segmentation"), height, width).view(np.bool_)
+
+
+def _tight_crop(mask: npt.NDArray[Any]) -> tuple[int, int, npt.NDArray[np.bool_]]:
+    """``(top, left, crop)``: the bool crop of ``mask`` around its pixels (0x0 when none)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return 0, 0, np.zeros((0, 0), bool)
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    return y0, x0, np.array(mask[y0:y1, x0:x1], dtype=bool)
+
+
+# ---------------------------------------------------------------------------------------------
+# COCO → examples
 
 
 def coco_examples(
     annotations: str | os.PathLike[str], images_dir: str | os.PathLike[str], *, crowd: str = "skip", min_area: int = 0
 ) -> tuple[Iterator[Any], list[str], int]:
-    """COCO JSON → (iterator of `Example` | `Problem`, image names, count). Images in file-name order."""
+    """COCO JSON → (iterator of `Example` | `Problem`, image names, count). Images in file-name order.
+
+    Every record that fails a check of the module docstring is one `Problem` (error) and the rest
+    is converted; bad records' problems come first, then each image's.
+
+    Raises:
+      ValueError: see `read_coco`; or a category name that cannot be a label (`check_label`).
+      OSError: the annotation file cannot be opened.
+    """
     from paligemma_segcodec.datasets.convert import Example
 
     if crowd not in ("skip", "include"):
         raise ValueError(f"crowd must be 'skip' or 'include', got {crowd!r}")
-    coco = load_coco(annotations)
+    coco = read_coco(annotations)
     images_dir = Path(images_dir)
-    infos = sorted(coco.dataset.get("images", []), key=lambda im: (im["file_name"], im["id"]))
-    names = [im["file_name"] for im in infos]
     cats = {
-        c["id"]: check_label(c["name"], f"{annotations}: the name of category {c['id']}")
-        for c in coco.dataset.get("categories", [])
+        cid: check_label(name, f"{annotations}: the name of category {cid}") for cid, name in coco.categories.items()
     }
     cat_order = {cid: i for i, cid in enumerate(sorted(cats))}
-    image_ids = {im["id"] for im in infos}
+    problems = list(coco.problems)
+    infos: list[tuple[CocoImage, Path]] = []
+    by_name: dict[str, CocoImage] = {}
+    by_file: dict[str, CocoImage] = {}
+    for info in coco.images:  # file order: the later of two records for one file is the error
+        if info.file_name in by_name:
+            first = by_name[info.file_name]
+            problems.append(Problem(info.where, f"a second image with this file_name (image {first.id} has it)"))
+            continue
+        by_name[info.file_name] = info
+        try:
+            path = resolve_under(images_dir, info.file_name, what="file_name")
+        except UnsafePathError as err:
+            problems.append(Problem(info.where, str(err)))
+            continue
+        real = os.path.realpath(path)
+        if real in by_file:
+            first = by_file[real]
+            problems.append(Problem(info.where, f"the same file as image {first.id} ({first.file_name[:200]})"))
+            continue
+        by_file[real] = info
+        infos.append((info, path))
+    infos.sort(key=lambda item: (item[0].file_name, item[0].id))
+    image_ids = {info.id for info in coco.images} | coco.refused_images
+    anns_of: dict[int, list[CocoAnnotation]] = {}
+    for ann in coco.annotations:
+        if ann.image_id in image_ids:
+            anns_of.setdefault(ann.image_id, []).append(ann)
+        else:  # nothing would ever read it: say so
+            problems.append(Problem(f"{annotations}#annotation {ann.id}", f"unknown image id {ann.image_id}"))
 
-    def items() -> Iterator[Example | Problem]:
-        for ann in coco.dataset.get("annotations", []):
-            if ann["image_id"] not in image_ids:  # nothing would ever read it: say so
-                yield Problem(f"{annotations}#annotation {ann['id']}", f"unknown image id {ann['image_id']}")
-        for info in infos:
-            path = images_dir / info["file_name"]
-            try:
-                with Image.open(path) as im:
-                    im.load()
-                    w, h = im.size
-            except Exception as err:
-                yield unreadable("image", str(path), err)
+    def objects_of(info: CocoImage, h: int, w: int) -> Iterator[MaskObject | Problem]:
+        anns = sorted(anns_of.get(info.id, []), key=lambda a: (cat_order.get(a.category_id, 0), a.id))
+        for ann in anns:
+            where = f"{annotations}#annotation {ann.id} ({info.file_name})"
+            if ann.iscrowd and crowd == "skip":
+                yield Problem(where, "crowd annotation skipped (use --crowd include to keep it)", "warning")
                 continue
-            if (w, h) != (info.get("width", w), info.get("height", h)):
+            if ann.category_id not in cats:
+                refused = coco.refused_categories.get(ann.category_id)
                 yield Problem(
-                    str(path), f"size mismatch: image is {w}x{h}, the COCO file says {info['width']}x{info['height']}"
+                    where,
+                    f"category {ann.category_id} is unusable ({refused})"
+                    if refused
+                    else f"unknown category id {ann.category_id}",
                 )
                 continue
-            anns = sorted(
-                coco.loadAnns(coco.getAnnIds(imgIds=[info["id"]])),
-                key=lambda a: (cat_order.get(a["category_id"], 0), a["id"]),
-            )
+            try:
+                y0, x0, crop = _tight_crop(_decode(ann.segmentation, h, w))
+            except ValueError as err:
+                yield Problem(where, str(err))
+                continue
+            if not crop.any() or crop.sum() < min_area:
+                yield Problem(where, "empty or below --min-area segmentation skipped", "warning")
+                continue
+            ch, cw = crop.shape
+            box = (y0 / h, x0 / w, (y0 + ch) / h, (x0 + cw) / w)
+            y1, x1, y2, x2 = box_to_loc(box)
+            if y2 <= y1 or x2 <= x1:
+                yield Problem(where, "object thinner than one <loc> step (1/1023 of the side) skipped", "warning")
+                continue
+            yield MaskObject(cats[ann.category_id], box, crop)
+
+    def items() -> Iterator[Example | Problem]:
+        yield from problems
+        for info, path in infos:
+            try:
+                with open_image(path) as im:  # regular files only (a FIFO is refused), Pillow's bomb limit
+                    w, h = im.size
+            except Exception as err:  # Pillow raises many types for broken files
+                yield unreadable("image", str(path), err)
+                continue
+            if (w, h) != (info.width or w, info.height or h):
+                yield Problem(
+                    str(path), f"size mismatch: image is {w}x{h}, the COCO file says {info.width}x{info.height}"
+                )
+                continue
+            fault = _size_fault(w, h)
+            if fault:
+                yield Problem(str(path), f"image too large: {fault}")
+                continue
             objects: list[MaskObject] = []
-            for ann in anns:
-                where = f"{annotations}#annotation {ann['id']} ({info['file_name']})"
-                if ann.get("iscrowd", 0) and crowd == "skip":
-                    yield Problem(where, "crowd annotation skipped (use --crowd include to keep it)", "warning")
-                    continue
-                if ann["category_id"] not in cats:
-                    yield Problem(where, f"unknown category id {ann['category_id']}")
-                    continue
-                fault = _segmentation_fault(ann.get("segmentation"))
-                if fault:
-                    yield Problem(where, fault)
-                    continue
-                try:
-                    mask = coco.annToMask(ann).astype(bool)
-                except Exception as err:
-                    yield Problem(where, f"undecodable segmentation: {err}")
-                    continue
-                if mask.shape != (h, w):
-                    yield Problem(
-                        where, f"size mismatch: segmentation is {mask.shape[1]}x{mask.shape[0]}, image is {w}x{h}"
-                    )
-                    continue
-                if not mask.any() or mask.sum() < min_area:
-                    yield Problem(where, "empty or below --min-area segmentation skipped", "warning")
-                    continue
-                (slc,) = ndimage.find_objects(mask.astype(np.int32))
-                ys, xs = slc
-                box = (ys.start / h, xs.start / w, ys.stop / h, xs.stop / w)
-                y1, x1, y2, x2 = box_to_loc(box)
-                if y2 <= y1 or x2 <= x1:
-                    yield Problem(where, "object thinner than one <loc> step (1/1023 of the side) skipped", "warning")
-                    continue
-                objects.append(MaskObject(cats[ann["category_id"]], box, mask[slc]))
+            for item in objects_of(info, h, w):
+                if isinstance(item, Problem):
+                    yield item
+                else:
+                    objects.append(item)
             labels = tuple(dict.fromkeys(o.label for o in objects)) or tuple(cats[c] for c in sorted(cats))
-            yield Example(info["file_name"], path, labels, tuple(objects))
+            yield Example(info.file_name, path, labels, tuple(objects))
 
-    return items(), names, len(infos)
+    return items(), [info.file_name for info, _ in infos], len(infos)
 
 
-def _segmentation_fault(seg: Any) -> str | None:
-    """Why an annotation's ``segmentation`` cannot be decoded, before pycocotools tries (its
-    messages do not say what is wrong), or None."""
-    if seg is None:
-        return "no segmentation"
-    if isinstance(seg, dict):
-        if "counts" not in seg or "size" not in seg:
-            return "RLE segmentation without 'counts' and 'size'"
-        return None
-    if not isinstance(seg, list):
-        return f"segmentation is a {type(seg).__name__}"
-    if not seg:
-        return "empty segmentation (no polygon)"
-    for i, poly in enumerate(seg):
-        if not isinstance(poly, list) or not all(isinstance(v, (int, float)) for v in poly):
-            return f"polygon {i} is not a list of numbers"
-        if len(poly) < 6 or len(poly) % 2:
-            return f"polygon {i} has {len(poly)} numbers: needs x,y pairs of at least 3 points"
-    return None
+# ---------------------------------------------------------------------------------------------
+# Masks → COCO
 
 
 def mask_to_rle(mask: npt.ArrayLike) -> dict[str, Any]:
@@ -204,14 +635,20 @@ def mask_to_polygons(mask: npt.ArrayLike) -> list[list[float]]:
     Uses contour tracing on the pixel grid (OpenCV-free): each polygon follows the boundary of a
     connected component; holes are not represented (use RLE for exact masks).
     """
-    m = np.asarray(mask, dtype=bool)
+    return _polygons(np.asarray(mask, dtype=bool), 0, 0)
+
+
+def _polygons(m: npt.NDArray[np.bool_], top: int, left: int) -> list[list[float]]:
+    """`mask_to_polygons` of a crop whose top-left pixel is ``(top, left)`` in the image."""
     polygons: list[list[float]] = []
+    if m.size == 0:
+        return polygons
     labels, count = ndimage.label(m, structure=np.ones((3, 3), bool))
     for i, slc in enumerate(ndimage.find_objects(labels, max_label=count), start=1):
         comp = np.pad(labels[slc] == i, 1)
         poly = _trace(comp)
         if len(poly) >= 3:
-            oy, ox = slc[0].start - 1, slc[1].start - 1
+            oy, ox = slc[0].start - 1 + top, slc[1].start - 1 + left
             polygons.append([float(v) for y, x in poly for v in (x + ox, y + oy)])
     return polygons
 
@@ -268,21 +705,47 @@ def _collinear(a: tuple[int, int], b: tuple[int, int], c: tuple[int, int]) -> bo
     return (b[0] - a[0]) * (c[1] - b[1]) == (b[1] - a[1]) * (c[0] - b[0])
 
 
+def _segment_crop(s: Segment, height: int, width: int, convention: Convention) -> tuple[int, int, Any] | None:
+    """``(top, left, bool crop)`` holding all of a segment's mask pixels, or None without a mask.
+
+    A decoded full-size ``mask`` is cropped to its pixels; a segment with only ``mask64`` is pasted
+    into its box here, box-locally, as `paste_mask` does without its full-size canvas. (A box-local
+    helper, ``segment.paste_mask_in_box``, is in the works; this can call it once it has landed.)
+    """
+    if s.mask is not None:
+        if s.mask.shape != (height, width):
+            raise ValueError(f"{s.mask.shape} mask, image is {height}x{width}")
+        return _tight_crop(s.mask)
+    if s.mask64 is None:
+        return None
+    y1, x1, y2, x2 = loc_to_pixels(s.loc, height, width, convention=convention)
+    y1, x1, y2, x2 = max(y1, 0), max(x1, 0), min(y2, height), min(x2, width)
+    if y2 <= y1 or x2 <= x1:
+        return 0, 0, np.zeros((0, 0), bool)
+    return y1, x1, resize(np.asarray(s.mask64, dtype=np.float32), y2 - y1, x2 - x1) > 0
+
+
 def segments_to_coco(
     images: Sequence[Mapping[str, Any]],
     segments: Sequence[Sequence[Segment]],
     *,
     polygons: bool = False,
     categories: Sequence[str] | None = None,
+    convention: Convention = "big_vision",
 ) -> dict[str, Any]:
     """Decoded answers → a COCO instances JSON (dict).
 
+    Objects are encoded one at a time through one image-size buffer per image (pasted into their
+    box, encoded, cleared): memory does not grow with the number of objects.
+
     Args:
       images: one ``{"file_name", "width", "height"}`` per image (``id`` optional: 1-based order).
-      segments: per image, its decoded `Segment`\\ s (decoded with that image's height/width, so
-        ``mask`` is set; detection-only segments get a box and an empty segmentation).
+      segments: per image, its decoded `Segment`\\ s: with a full-size ``mask`` (decoded with that
+        image's height/width), or with only ``mask64`` (pasted into its box here); detection-only
+        segments get a box and an empty segmentation.
       polygons: write polygons (contour tracing) instead of RLE.
       categories: category names in id order (default: the labels seen, sorted).
+      convention: how ``<loc>`` becomes pixels (`paligemma_segcodec.boxes.loc_to_pixels`).
 
     Returns:
       ``{"images", "annotations", "categories"}``; each annotation has ``bbox`` (x, y, w, h in
@@ -300,10 +763,11 @@ def segments_to_coco(
         image_id = int(info.get("id", i + 1))
         w, h = int(info["width"]), int(info["height"])
         out_images.append({"id": image_id, "file_name": info["file_name"], "width": w, "height": h})
+        canvas: npt.NDArray[np.uint8] | None = None  # zero between objects
         for s in segs:
             if s.label not in cat_id:
                 raise ValueError(f"label {s.label!r} of image {info['file_name']} is not in categories")
-            x1, y1, x2, y2 = s.xyxy(w, h)
+            x1, y1, x2, y2 = s.xyxy(w, h, convention=convention)
             ann: dict[str, Any] = {
                 "id": len(annotations) + 1,
                 "image_id": image_id,
@@ -312,15 +776,26 @@ def segments_to_coco(
                 "iscrowd": 0,
                 "score": 1.0,
             }
-            if s.mask is not None:
-                if s.mask.shape != (h, w):
-                    raise ValueError(f"a segment of {info['file_name']} has a {s.mask.shape} mask, image is {h}x{w}")
-                rle = mask_to_rle(s.mask)
-                ann["area"] = int(mask_utils.area({"size": rle["size"], "counts": rle["counts"].encode()}))
-                ann["segmentation"] = mask_to_polygons(s.mask) if polygons else rle
-            else:
+            try:
+                found = _segment_crop(s, h, w, convention)
+            except ValueError as err:
+                raise ValueError(f"a segment of {info['file_name']} has a {err}") from None
+            if found is None:
                 ann["area"] = (x2 - x1) * (y2 - y1)
                 ann["segmentation"] = []
+            else:
+                top, left, crop = found
+                ann["area"] = int(np.count_nonzero(crop))
+                if polygons:
+                    ann["segmentation"] = _polygons(crop, top, left)
+                else:
+                    if canvas is None:
+                        canvas = np.zeros((h, w), np.uint8, order="F")
+                    region = canvas[top : top + crop.shape[0], left : left + crop.shape[1]]
+                    region[...] = crop
+                    rle = mask_utils.encode(canvas)
+                    region[...] = 0
+                    ann["segmentation"] = {"size": [h, w], "counts": rle["counts"].decode("ascii")}
             annotations.append(ann)
     return {
         "images": out_images,

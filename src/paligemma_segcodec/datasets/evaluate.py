@@ -164,14 +164,31 @@ def _gt_from_masks(masks_dir: Path, threshold: int) -> Iterator[tuple[str, npt.N
 
 
 def _gt_from_coco(annotations: Path) -> Iterator[tuple[str, npt.NDArray[np.bool_]]]:
-    from paligemma_segcodec.datasets.coco import load_coco
+    """Each image's merged non-crowd annotations. Records that fail `coco.read_coco`'s checks and
+    annotations that `coco.annotation_mask` refuses are skipped, one warning each (``FILE: reason``)."""
+    from paligemma_segcodec.datasets.coco import CocoAnnotation, annotation_mask, read_coco
 
-    coco = load_coco(annotations, need_size=True)
-    for info in sorted(coco.dataset.get("images", []), key=lambda im: im["file_name"]):
-        mask = np.zeros((info["height"], info["width"]), bool)
-        for ann in coco.loadAnns(coco.getAnnIds(imgIds=[info["id"]], iscrowd=False)):
-            mask |= coco.annToMask(ann).astype(bool)
-        yield Path(info["file_name"]).stem, mask
+    coco = read_coco(annotations, need_size=True)
+    for p in coco.problems:
+        warnings.warn(f"{p.file}: {p.reason} (skipped)", UserWarning, stacklevel=2)
+    known = {im.id for im in coco.images} | coco.refused_images
+    anns_of: dict[int, list[CocoAnnotation]] = {}
+    for ann in coco.annotations:
+        if ann.image_id not in known:
+            warnings.warn(f"{annotations}#annotation {ann.id}: unknown image id {ann.image_id} (skipped)", stacklevel=2)
+        anns_of.setdefault(ann.image_id, []).append(ann)
+    for info in sorted(coco.images, key=lambda im: (im.file_name, im.id)):
+        h, w = int(info.height or 0), int(info.width or 0)  # need_size: checked positive, within MAX_PIXELS
+        mask = np.zeros((h, w), bool)
+        for ann in anns_of.get(info.id, []):
+            if ann.iscrowd:
+                continue
+            try:
+                mask |= annotation_mask({"segmentation": ann.segmentation}, h, w)
+            except ValueError as err:
+                where = f"{annotations}#annotation {ann.id} ({info.file_name})"
+                warnings.warn(f"{where}: {err} (skipped)", UserWarning, stacklevel=2)
+        yield Path(info.file_name).stem, mask
 
 
 def evaluate(
