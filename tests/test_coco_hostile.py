@@ -144,6 +144,12 @@ CASES: list[tuple[str, Mutation, str, str]] = [
     ("fifo-inside", _fifo_inside, "imgs/fifo.jpg", "FIFO"),
     # -- image records
     ("huge-image", lambda c, e: _image(c, "huge.png", width=10**6, height=10**6), "#image 10", "exceeds the cap"),
+    (
+        "no-height",
+        lambda c, e: c["images"].append({"id": 10, "file_name": "z.png", "width": 8}),
+        "#image 10",
+        "no 'height'",
+    ),
     ("zero-width", lambda c, e: _image(c, "z.png", width=0), "#image 10", "width must be a positive integer"),
     ("string-size", lambda c, e: _image(c, "z.png", height="8"), "#image 10", "height must be a positive integer"),
     ("list-size", lambda c, e: _image(c, "z.png", width=[8]), "#image 10", "got a list"),

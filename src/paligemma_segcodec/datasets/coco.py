@@ -275,7 +275,8 @@ def _read_images(out: CocoFile, entries: list[Any], need_size: bool) -> None:
         if not isinstance(name, str) or not name:
             fault = "no 'file_name'" if "file_name" not in entry else f"file_name must be a path, got {_describe(name)}"
         elif need_size or "width" in entry or "height" in entry:
-            fault = _size_fault(entry.get("width"), entry.get("height"))
+            missing = [k for k in ("width", "height") if k not in entry]
+            fault = f"no {missing[0]!r}" if missing else _size_fault(entry["width"], entry["height"])
         if fault:
             out.problems.append(Problem(where, fault))
             out.refused_images.add(image_id)
@@ -508,7 +509,8 @@ def coco_examples(
     """COCO JSON → (iterator of `Example` | `Problem`, image names, count). Images in file-name order.
 
     Every record that fails a check of the module docstring is one `Problem` (error) and the rest
-    is converted; bad records' problems come first, then each image's.
+    is converted; bad records' problems come first, then each image's. The annotations of a refused
+    image are not listed again (its line says why none of them is used).
 
     Raises:
       ValueError: see `read_coco`; or a category name that cannot be a label (`check_label`).
