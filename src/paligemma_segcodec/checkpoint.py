@@ -17,16 +17,23 @@ returns a `Checkpoint`, the only place that knows the PyTorch layout.
 from __future__ import annotations
 
 import hashlib
+import io
+import math
 import os
+import struct
+import warnings
 import zipfile
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from paligemma_segcodec.errors import CheckpointError, CheckpointNotFoundError
+from paligemma_segcodec.safeio import open_regular
 
 __all__ = [
     "ENV_VAR",
@@ -179,93 +186,398 @@ def resolve_checkpoint(path: str | os.PathLike[str] | None = None) -> Path:
     return _download_default()
 
 
-def _array(arrays: Mapping[str, npt.NDArray[np.generic]], key: str, source: str) -> npt.NDArray[np.float32]:
-    if key not in arrays:
-        raise CheckpointError(f"{source}: missing key {key!r}: not a vae-oid checkpoint")
-    arr = np.asarray(arrays[key])
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise CheckpointError(f"{source}: key {key!r} has dtype {arr.dtype}, expected floating point")
-    arr = arr.astype(np.float32)
-    if not np.all(np.isfinite(arr)):
-        raise CheckpointError(f"{source}: key {key!r} contains NaN or infinite values")
-    return arr
+# --------------------------------------------------------------------------- reading, hostile files included
+#
+# Everything below decides from the zip directory and the .npy headers (a few hundred bytes a member)
+# before any array data is read: the names, each array's dtype and shape, the layer layout and the
+# total size. Only the arrays the codec needs are decompressed, each exactly as many bytes as its
+# header announces, so a zip bomb or a header claiming terabytes costs nothing.
+
+_UNUSED_KEYS = frozenset({"_vq_vae._ema_w", "_vq_vae._ema_cluster_size"})
+"""Keys of vae-oid.npz the codec does not use (the VQ's training statistics): allowed, never read."""
+CODEBOOK_SIZE = 128
+"""Codebook entries of vae-oid (PaliGemma's ``<seg000>``..``<seg127>``)."""
+_FLOAT_DTYPES = ("<f2", "<f4", "<f8")
+_MAX_VALUES = 4 * 2**20
+"""Most values the needed arrays may hold, each and all together: twice vae-oid.npz's 2,050,929 (the
+arrays are read into float32, so the result stays under 17 MB)."""
+_MAX_HEADER = 4096  # .npy header dict, in bytes (vae-oid.npz's: 118)
+_MAX_MEMBER_BYTES = _MAX_VALUES * 8 + _MAX_HEADER + 16  # any member's declared uncompressed size
+_MAX_DIRECTORY = 64 * 1024  # zip central directory, in bytes (vae-oid.npz's: about 3 kB for 49 members)
+_EOCD = struct.Struct("<4s4H2LH")  # zip end-of-central-directory record (as zipfile.structEndArchive)
+_NPY_MAGIC = b"\x93NUMPY"
+# What zipfile, zlib and numpy's header parser raise on damaged or hostile input; all become CheckpointError.
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    struct.error,
+    EOFError,
+    OSError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    OverflowError,
+    ZeroDivisionError,
+    UnicodeDecodeError,
+    SyntaxError,
+    MemoryError,
+    RecursionError,
+    NotImplementedError,
+    RuntimeError,
+)
 
 
-def _conv(
-    arrays: Mapping[str, npt.NDArray[np.generic]], name: str, source: str, *, transposed: bool = False
-) -> ConvWeights:
-    weight = _array(arrays, name + ".weight", source)
-    bias = _array(arrays, name + ".bias", source)
-    if weight.ndim != 4 or weight.shape[2] < 1 or weight.shape[3] < 1:
-        raise CheckpointError(f"{source}: key {name + '.weight'!r} has shape {weight.shape}, expected 4-D conv")
-    conv = ConvWeights(name, weight, bias, transposed)
-    if bias.shape != (conv.out_channels,):
+@dataclass(frozen=True)
+class _Member:
+    """One needed ``key.npy`` member, known from the zip directory and its .npy header only."""
+
+    key: str
+    info: zipfile.ZipInfo
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    fortran_order: bool
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[:300]}" if text else type(err).__name__
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _quoted(keys: Iterable[str], most: int = 5) -> str:
+    keys = sorted(keys)
+    shown = ", ".join(repr(k) for k in keys[:most])
+    return shown + (f" and {len(keys) - most} more" if len(keys) > most else "")
+
+
+def _expected_keys() -> list[str]:
+    keys: list[str] = []
+    for spec in (ENCODER_LAYERS, DECODER_LAYERS):
+        for name, kind in spec:
+            for conv in [name + s for s in _RES_CONVS] if kind == "res" else [name]:
+                keys += [conv + ".weight", conv + ".bias"]
+    return [*keys, CODEBOOK_KEY]
+
+
+def _sniff(head: bytes, size: int) -> str | None:
+    """What a file that is not a zip looks like, in words; None for a zip."""
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return None
+    if size == 0:
+        return "an empty file (0 bytes)"
+    if head.startswith(b"version https://git-lfs.github.com/spec/"):
+        return "a Git LFS pointer, not the file itself (run `git lfs pull`, or download the file)"
+    if head.startswith(_NPY_MAGIC):
+        return "a single .npy array"
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "an HDF5 file"
+    if head.startswith(b"\x1f\x8b"):
+        return "a gzip file"
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "a Python pickle (a PyTorch .pt/.pth?); it was not unpickled"
+    if len(head) > 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= size - 8:
+        return "a .safetensors file"
+    text = head.lstrip().lower()
+    if text.startswith((b"<!doctype html", b"<html")):
+        return "an HTML page (a failed download?)"
+    try:
+        decoded = head.decode("utf-8")
+    except UnicodeDecodeError as err:  # a character cut at the end of the 512 bytes is still text
+        decoded = head[: err.start].decode("utf-8") if err.start >= len(head) - 3 else ""
+    if decoded and all(c.isprintable() or c in "\t\r\n" for c in decoded):
+        first = decoded.strip().splitlines()[0][:40] if decoded.strip() else ""
+        return f"a text file (starting {first!r})"
+    return f"unknown binary data (starting {head[:8].hex(' ')})"
+
+
+def _check_directory(f: BinaryIO, size: int, source: str) -> None:
+    """Finds the zip end record as `zipfile` does and refuses a central directory over `_MAX_DIRECTORY`
+    bytes (zipfile reads all of it, one object per entry, before anything can be checked) and zip64."""
+    tail_len = min(size, _EOCD.size + 65535)
+    f.seek(size - tail_len)
+    tail = f.read(tail_len)
+    if tail[-_EOCD.size : -_EOCD.size + 4] == b"PK\x05\x06" and tail[-2:] == b"\0\0":
+        pos = tail_len - _EOCD.size
+    else:
+        pos = tail.rfind(b"PK\x05\x06")
+    if pos < 0 or pos + _EOCD.size > tail_len:
         raise CheckpointError(
-            f"{source}: key {name + '.bias'!r} has shape {bias.shape}, expected ({conv.out_channels},)"
+            f"{source}: not a readable .npz checkpoint: a truncated or damaged zip archive "
+            f"(no end-of-central-directory record in its {size} bytes); expected {HF_FILENAME}"
         )
-    return conv
+    _, _, _, _, entries, cd_size, _, _ = _EOCD.unpack_from(tail, pos)
+    if cd_size > _MAX_DIRECTORY:
+        raise CheckpointError(
+            f"{source}: the zip directory is {_size(cd_size)} ({entries} entries), expected at most "
+            f"{_size(_MAX_DIRECTORY)} ({HF_FILENAME}: 49 entries); not a vae-oid checkpoint"
+        )
+    start = size - tail_len + pos
+    if start >= 20:
+        f.seek(start - 20)
+        if f.read(4) == b"PK\x06\x07":
+            raise CheckpointError(f"{source}: a zip64 archive; {HF_FILENAME} is a plain zip, not a vae-oid checkpoint")
 
 
-def _layers(
-    arrays: Mapping[str, npt.NDArray[np.generic]],
-    spec: tuple[tuple[str, str], ...],
-    in_channels: int,
-    source: str,
-) -> tuple[tuple[tuple[ConvWeights, ...], ...], int]:
-    layers: list[tuple[ConvWeights, ...]] = []
+def _read_header(zf: zipfile.ZipFile, key: str, info: zipfile.ZipInfo, source: str) -> _Member:
+    """Reads and checks the .npy header of ``key.npy`` (at most ``_MAX_HEADER`` + 12 bytes)."""
+    where = f"{source}: key {key!r}"
+    with zf.open(info) as fp:
+        major, minor = np.lib.format.read_magic(fp)
+        if (major, minor) not in ((1, 0), (2, 0)):
+            raise CheckpointError(f"{where}: .npy format version {major}.{minor}, expected 1.0 or 2.0")
+        width = 2 if major == 1 else 4
+        length_bytes = fp.read(width)
+        if len(length_bytes) != width:
+            raise CheckpointError(f"{where}: the .npy header is cut short")
+        header_len = int.from_bytes(length_bytes, "little")
+        if header_len > _MAX_HEADER:
+            raise CheckpointError(
+                f"{where}: .npy header of {header_len} bytes, expected at most {_MAX_HEADER} (a normal one is ~120)"
+            )
+        header = fp.read(header_len)
+        if len(header) != header_len:
+            raise CheckpointError(f"{where}: the .npy header is cut short")
+    reader = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numpy's note on Python 2 headers
+        shape, fortran_order, dtype = reader(io.BytesIO(length_bytes + header), max_header_size=_MAX_HEADER)
+    if dtype.hasobject or dtype.str not in _FLOAT_DTYPES:
+        raise CheckpointError(
+            f"{where} has dtype {dtype}, expected floating point (little-endian float16, float32 or float64)"
+        )
+    if any(d < 0 for d in shape):
+        raise CheckpointError(f"{where} has shape {shape} with a negative size")
+    count = math.prod(shape)
+    if count > _MAX_VALUES:
+        raise CheckpointError(
+            f"{where} declares shape {shape} = {count:,} values ({_size(count * dtype.itemsize)}), "
+            f"expected at most {_MAX_VALUES:,} values; refused before reading"
+        )
+    expected = 8 + width + header_len + count * dtype.itemsize
+    if info.file_size != expected:
+        raise CheckpointError(
+            f"{where}: the zip directory says {info.file_size:,} bytes uncompressed, expected {expected:,} "
+            f"from its .npy header (shape {shape}, {dtype})"
+        )
+    return _Member(key, info, tuple(shape), dtype, bool(fortran_order))
+
+
+def _read_data(zf: zipfile.ZipFile, m: _Member) -> npt.NDArray[np.float32]:
+    """Reads exactly the bytes of ``m``'s header and data (zipfile checks the CRC at the end)."""
+    with zf.open(m.info) as fp:
+        raw = fp.read(m.info.file_size)
+        if len(raw) != m.info.file_size or fp.read(1):
+            raise EOFError(f"{len(raw):,} bytes read, {m.info.file_size:,} expected")
+    data_len = math.prod(m.shape) * m.dtype.itemsize
+    flat = np.frombuffer(raw, dtype=m.dtype, count=math.prod(m.shape), offset=len(raw) - data_len)
+    order: Literal["C", "F"] = "F" if m.fortran_order else "C"
+    return np.array(flat.reshape(m.shape, order=order), dtype=np.float32, order="C")
+
+
+def _conv_shape(shapes: Mapping[str, tuple[int, ...]], name: str, transposed: bool, source: str) -> tuple[int, int]:
+    """(in, out) channels of one conv, after checking its weight and bias shapes."""
+    weight, bias = shapes[name + ".weight"], shapes[name + ".bias"]
+    if len(weight) != 4 or weight[2] < 1 or weight[3] < 1:
+        raise CheckpointError(f"{source}: key {name + '.weight'!r} has shape {weight}, expected 4-D conv")
+    cin, cout = (weight[0], weight[1]) if transposed else (weight[1], weight[0])
+    if bias != (cout,):
+        raise CheckpointError(f"{source}: key {name + '.bias'!r} has shape {bias}, expected ({cout},)")
+    return cin, cout
+
+
+def _check_layers(
+    shapes: Mapping[str, tuple[int, ...]], spec: tuple[tuple[str, str], ...], in_channels: int, source: str
+) -> int:
+    """Checks one half's shapes (channels chain from layer to layer); returns its output channels."""
     channels = in_channels
     for name, kind in spec:
-        if kind == "res":
-            convs = tuple(_conv(arrays, name + s, source) for s in _RES_CONVS)
-        else:
-            convs = (_conv(arrays, name, source, transposed=kind == "up"),)
+        convs = [name + s for s in _RES_CONVS] if kind == "res" else [name]
+        first_in = channels
         for conv in convs:
-            if conv.in_channels != channels:
-                axis = 0 if conv.transposed else 1
+            transposed = kind == "up"
+            cin, cout = _conv_shape(shapes, conv, transposed, source)
+            if cin != channels:
                 raise CheckpointError(
-                    f"{source}: key {conv.name + '.weight'!r} has shape {conv.weight.shape}: "
-                    f"axis {axis} should be {channels} input channels"
+                    f"{source}: key {conv + '.weight'!r} has shape {shapes[conv + '.weight']}: "
+                    f"axis {0 if transposed else 1} should be {channels} input channels"
                 )
-            channels = conv.out_channels
-        if kind == "res" and channels != convs[0].in_channels:
+            channels = cout
+        if kind == "res" and channels != first_in:
             raise CheckpointError(
-                f"{source}: residual block {name!r} maps {convs[0].in_channels} to {channels} channels; they must match"
+                f"{source}: residual block {name!r} maps {first_in} to {channels} channels; they must match"
             )
-        if kind in ("down", "up") and convs[0].kernel_size[0] != convs[0].kernel_size[1]:
-            raise CheckpointError(f"{source}: {name!r} has a non-square kernel {convs[0].kernel_size}")
-        layers.append(convs)
-    return tuple(layers), channels
+        kh, kw = shapes[convs[0] + ".weight"][2:]
+        if kind in ("down", "up") and kh != kw:
+            raise CheckpointError(f"{source}: {name!r} has a non-square kernel {(kh, kw)}")
+    return channels
+
+
+def _build_layers(
+    arrays: Mapping[str, npt.NDArray[np.float32]], spec: tuple[tuple[str, str], ...]
+) -> tuple[tuple[ConvWeights, ...], ...]:
+    layers = []
+    for name, kind in spec:
+        convs = [name + s for s in _RES_CONVS] if kind == "res" else [name]
+        layers.append(
+            tuple(ConvWeights(c, arrays[c + ".weight"], arrays[c + ".bias"], transposed=kind == "up") for c in convs)
+        )
+    return tuple(layers)
+
+
+def _check_layout(members: Mapping[str, _Member], source: str) -> None:
+    shapes = {k: m.shape for k, m in members.items()}
+    enc_out = _check_layers(shapes, ENCODER_LAYERS, 1, source)
+    codebook = shapes[CODEBOOK_KEY]
+    if codebook != (CODEBOOK_SIZE, enc_out):
+        raise CheckpointError(
+            f"{source}: key {CODEBOOK_KEY!r} has shape {codebook}, expected ({CODEBOOK_SIZE}, {enc_out}): "
+            f"{CODEBOOK_SIZE} codebook entries of the encoder's {enc_out} output channels"
+        )
+    dec_out = _check_layers(shapes, DECODER_LAYERS, enc_out, source)
+    if dec_out != 1:
+        raise CheckpointError(f"{source}: the decoder ends with {dec_out} channels, expected 1")
+    total = sum(math.prod(s) for s in shapes.values())
+    if total > _MAX_VALUES:
+        raise CheckpointError(
+            f"{source}: the arrays hold {total:,} values in all, expected at most {_MAX_VALUES:,} "
+            f"({HF_FILENAME}: 2,050,929); refused before reading"
+        )
+
+
+def _read_zip(f: BinaryIO, size: int, source: str) -> Checkpoint:
+    _check_directory(f, size, source)
+    f.seek(0)
+    with zipfile.ZipFile(f) as zf:
+        return _read_members(zf, source)
+
+
+def _read_members(zf: zipfile.ZipFile, source: str) -> Checkpoint:
+    infos = zf.infolist()
+    names = [i.filename for i in infos]
+    pickles = [n for n in names if n.endswith(".pkl")]
+    if pickles:
+        raise CheckpointError(
+            f"{source}: not a readable .npz checkpoint: it looks like a PyTorch .pt/.pth file (a zip holding "
+            f"{pickles[0]!r}, a pickle, which is never loaded); expected {HF_FILENAME}"
+        )
+    if not any(n.endswith(".npy") for n in names):
+        raise CheckpointError(
+            f"{source}: not a readable .npz checkpoint: a zip archive without .npy arrays "
+            f"({len(names)} members: {_quoted(names, 3) or 'none'}); expected {HF_FILENAME}"
+        )
+    duplicated = {n for n in names if names.count(n) > 1}
+    if duplicated:
+        raise CheckpointError(f"{source}: the zip holds {_quoted(duplicated)} more than once")
+    for info in infos:
+        if info.flag_bits & 0x1:
+            raise CheckpointError(f"{source}: zip member {info.filename!r} is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise CheckpointError(
+                f"{source}: zip member {info.filename!r} uses compression method {info.compress_type}, "
+                "expected stored (0) or deflated (8) as numpy writes"
+            )
+        if info.file_size > _MAX_MEMBER_BYTES:
+            raise CheckpointError(
+                f"{source}: zip member {info.filename!r} declares {_size(info.file_size)} uncompressed, "
+                f"expected at most {_size(_MAX_MEMBER_BYTES)}; refused before reading"
+            )
+        # Stored data is its own size; deflate never needs more than ~0.1 % over it (zlib's deflateBound).
+        bound = info.file_size if info.compress_type == zipfile.ZIP_STORED else info.file_size * 1001 // 1000 + 64
+        if info.compress_size > bound:
+            raise CheckpointError(
+                f"{source}: zip member {info.filename!r} is {info.compress_size:,} bytes compressed for "
+                f"{info.file_size:,} bytes uncompressed, expected at most {bound:,} (a zip bomb?)"
+            )
+    by_key = {i.filename[: -len(".npy")]: i for i in infos if i.filename.endswith(".npy")}
+    needed = _expected_keys()
+    missing = [k for k in needed if k not in by_key]
+    extra = sorted(set(by_key) - set(needed) - _UNUSED_KEYS) + [n for n in names if not n.endswith(".npy")]
+    if missing or extra:
+        problems = []
+        if missing:
+            problems.append(f"missing key{'s' if len(missing) > 1 else ''} {_quoted(missing)}")
+        if extra:
+            problems.append(f"unexpected key{'s' if len(extra) > 1 else ''} {_quoted(extra)}")
+        raise CheckpointError(
+            f"{source}: {'; '.join(problems)}: not a vae-oid checkpoint (expected the {len(needed)} arrays "
+            f"of {HF_FILENAME}'s layout, found {len(by_key)} members)"
+        )
+    members: dict[str, _Member] = {}
+    for key in needed:
+        try:
+            members[key] = _read_header(zf, key, by_key[key], source)
+        except CheckpointError:
+            raise
+        except _READ_ERRORS as err:
+            raise CheckpointError(f"{source}: key {key!r}: unreadable .npy header ({_one_line(err)})") from err
+    _check_layout(members, source)
+    arrays: dict[str, npt.NDArray[np.float32]] = {}
+    for key, m in members.items():
+        try:
+            arrays[key] = _read_data(zf, m)
+        except _READ_ERRORS as err:
+            raise CheckpointError(f"{source}: key {key!r} cannot be read ({_one_line(err)})") from err
+        if not np.all(np.isfinite(arrays[key])):
+            raise CheckpointError(f"{source}: key {key!r} contains NaN or infinite values")
+    return Checkpoint(
+        encoder=_build_layers(arrays, ENCODER_LAYERS),
+        decoder=_build_layers(arrays, DECODER_LAYERS),
+        codebook=arrays[CODEBOOK_KEY],
+        source=source,
+    )
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-    """Reads and validates a vae-oid-layout ``.npz`` (``allow_pickle=False``; float16 is upcast).
+    """Reads and validates a vae-oid-layout ``.npz``; float16 and float64 arrays become float32.
+
+    The zip directory and each needed array's ``.npy`` header are checked before any array data is
+    read; only the arrays the codec uses are decompressed, each exactly the size its header gives
+    (at most 4 Mi values in all, twice vae-oid.npz), so memory stays under about twice the real
+    checkpoint's size whatever the file claims. Nothing is unpickled.
 
     Raises:
       CheckpointNotFoundError: no such file.
-      CheckpointError: not an npz, a missing key, a wrong shape or dtype (the key is named).
+      CheckpointError (a ValueError), one line naming the file and, where there is one, the key with
+        what was expected and what was found: not a zip (an empty, text, Git LFS pointer, .npy,
+        .safetensors, pickle, HTML... file is named as such), a PyTorch ``.pt`` zip, a truncated or
+        damaged zip (bad CRC, cut-short or corrupt compressed data), an oversized zip directory or
+        zip64, a member declaring more than the limit (a zip bomb), a missing or unknown key, a
+        dtype other than little-endian float16/32/64 (object/pickled arrays included), a shape
+        or size that disagrees with the layout or with the zip directory, a codebook that is not
+        128 × D, NaN or infinite values; a folder, FIFO or device, or a file that cannot be read.
     """
     source = str(path)
     try:
-        loaded = np.load(path, allow_pickle=False)
+        f = open_regular(path)
     except FileNotFoundError as err:
         raise CheckpointNotFoundError(f"checkpoint {source!r} does not exist. {_HOW_TO_GET}") from err
-    except (ValueError, OSError, EOFError) as err:
-        raise CheckpointError(f"{source}: not a readable .npz checkpoint ({err})") from err
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise CheckpointError(f"{source}: not an .npz archive of named arrays (got a single {type(loaded).__name__})")
-    try:
-        with loaded as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-        raise CheckpointError(f"{source}: not a readable .npz checkpoint ({err})") from err
-    encoder, enc_out = _layers(arrays, ENCODER_LAYERS, 1, source)
-    codebook = _array(arrays, CODEBOOK_KEY, source)
-    if codebook.ndim != 2 or codebook.shape[1] != enc_out:
-        raise CheckpointError(
-            f"{source}: key {CODEBOOK_KEY!r} has shape {codebook.shape}, expected (K, {enc_out}) "
-            f"to match the encoder's {enc_out} output channels"
-        )
-    decoder, dec_out = _layers(arrays, DECODER_LAYERS, enc_out, source)
-    if dec_out != 1:
-        raise CheckpointError(f"{source}: the decoder ends with {dec_out} channels, expected 1")
-    return Checkpoint(encoder=encoder, decoder=decoder, codebook=codebook, source=source)
+    except OSError as err:
+        raise CheckpointError(f"{source}: not a readable .npz checkpoint ({err.strerror or err})") from err
+    with f:
+        try:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(512)
+            what = _sniff(head, size)
+            if what == "a single .npy array":
+                raise CheckpointError(
+                    f"{source}: not an .npz archive of named arrays: it is {what}; expected {HF_FILENAME}"
+                )
+            if what is not None:
+                raise CheckpointError(
+                    f"{source}: not a readable .npz checkpoint: it looks like {what}; expected {HF_FILENAME} "
+                    "(a zip of .npy arrays)"
+                )
+            return _read_zip(f, size, source)
+        except CheckpointError:
+            raise
+        except _READ_ERRORS as err:
+            raise CheckpointError(
+                f"{source}: not a readable .npz checkpoint ({_one_line(err)}); expected {HF_FILENAME}"
+            ) from err

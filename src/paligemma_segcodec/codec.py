@@ -241,7 +241,11 @@ def load_codec(path: str | os.PathLike[str] | None = None, *, max_batch: int | N
 
     Raises:
       CheckpointNotFoundError: missing file, or offline and not cached (the message says how to get it).
-      CheckpointError: sha256 mismatch of the download, a missing key or a wrong shape (named).
+      CheckpointError: (a ValueError, one line naming the file) sha256 mismatch of the download, or
+        any file `read_checkpoint` refuses: not a zip (an empty, text, Git LFS pointer, .safetensors,
+        pickle or PyTorch .pt file is named as such), truncated or damaged, a zip bomb or a header
+        claiming more than the size limit (refused before reading), a missing or unknown key, a
+        non-float dtype, a wrong shape or a codebook that is not 128 × D (key, expected and found named).
     """
     resolved = Path(resolve_checkpoint(path)).resolve()
     stat = resolved.stat()
