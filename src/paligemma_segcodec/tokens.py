@@ -20,7 +20,7 @@ object's index and the character offset of the problem.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from paligemma_segcodec.boxes import LOC_MAX
@@ -44,9 +44,28 @@ NUM_LOC = 4
 NUM_SEG = 16
 SEG_MAX = 127
 
-_TOKEN_RE = re.compile(r"<(loc|seg)(\d+)>")
+# Tokens are ASCII: [0-9] (re.ASCII), never str.isdigit's fullwidth or Arabic-Indic digits, which
+# int() would happily convert. Whitespace is str.isspace's (re's \s on a str pattern is the same set),
+# as in check_label's strip().
+_TOKEN_RE = re.compile(r"<(loc|seg)([0-9]+)>", re.ASCII)
+_LOC_RUN = r"\s*".join([r"<loc([0-9]{4})>"] * NUM_LOC)
+_SEG_RUN = "".join([r"\s*<seg([0-9]{3})>"] * NUM_SEG)
+# One well-formed object, token values still unchecked for range (the fast path of _parse_span).
+_OBJECT_RE = re.compile(_LOC_RUN + "(?:" + _SEG_RUN + ")?" + r"([^<>]*)")
+# A ';'-separated object without its surrounding whitespace: first to last non-space character.
+_CHUNK_RE = re.compile(r"[^;\s](?:[^;]*[^;\s])?")
+_LEADING_RE = re.compile(r"(?:\s+|<bos>)*")
+_TRAILING_REVERSED_RE = re.compile(r"(?:\s+|>soe<|>dap<)*")  # <eos> / <pad> run at the end, read backwards
+_CHUNK_COUNT_RE = re.compile(r"[^;\s][^;]*")  # one match per object, cheaper than _CHUNK_RE
+# An object that starts with 4 loc tokens (the others are malformed), and the ';' before one.
+_FOUR_LOCS_RE = re.compile(_LOC_RUN.replace("(", "(?:"))
+_BEFORE_FOUR_LOCS_RE = re.compile(r";\s*(?=" + _FOUR_LOCS_RE.pattern + ")")
 _ANY_TAG_RE = re.compile(r"<[^<>]*>")
-_TRAILING_SPECIAL = ("<eos>", "<pad>")
+_BRACKET_RE = re.compile(r"[<>]")
+_SPACES_RE = re.compile(r"\s*")
+_TEXT_MAX = 60  # characters of a skipped object's text kept in SkippedObject.text
+_SHOWN_MAX = 20  # characters of a token or junk quoted in a reason
+_NO_LOC = f"expected {NUM_LOC} loc tokens, got 0"
 
 
 _LOC_TOKENS = tuple(f"<loc{k:04d}>" for k in range(LOC_MAX + 1))
@@ -154,7 +173,14 @@ class ParsedObject:
 
 @dataclass(frozen=True)
 class SkippedObject:
-    """One malformed object that lenient parsing skipped: where it was and why."""
+    """One malformed object that lenient parsing skipped: where it was and why.
+
+    Attributes:
+      index: 0-based position among the answer's objects.
+      offset: character offset in the text where the problem was found.
+      reason: what was wrong, in words (quoted tokens and junk are cut to 20 characters).
+      text: the object's text without surrounding whitespace, cut to its first 60 characters.
+    """
 
     index: int
     offset: int
@@ -162,7 +188,7 @@ class SkippedObject:
     text: str
 
     def __str__(self) -> str:
-        return f"object {self.index} at character {self.offset}: {self.reason} ({self.text[:60]!r})"
+        return f"object {self.index} at character {self.offset}: {self.reason} ({self.text[:_TEXT_MAX]!r})"
 
 
 @dataclass(frozen=True)
@@ -173,84 +199,99 @@ class ParseResult:
     skipped: list[SkippedObject] = field(default_factory=list)
 
 
-def _split_objects(text: str) -> Iterable[tuple[int, str]]:
-    """Yields (offset, chunk) for each ``;``-separated chunk that is not only whitespace."""
-    start = 0
-    for part in text.split(";"):
-        stripped = part.strip()
-        if stripped:
-            yield start + (len(part) - len(part.lstrip())), stripped
-        start += len(part) + 1
+def _quote(token: str) -> str:
+    """``repr`` of a token or junk, cut to `_SHOWN_MAX` characters (a reason never grows with the input)."""
+    return repr(token[:_SHOWN_MAX])
 
 
-def _parse_one(index: int, offset: int, chunk: str) -> ParsedObject:
-    """Parses one object; raises MalformedObjectError on any defect."""
+def _parse_span(
+    text: str, index: int, start: int, end: int, *, diagnose: bool = True
+) -> ParsedObject | tuple[int, str] | None:
+    """Parses the object ``text[start:end]`` (no surrounding whitespace, no ``;``).
 
-    def fail(at: int, reason: str) -> MalformedObjectError:
-        return MalformedObjectError(index, offset + at, reason)
+    Returns the object, or ``(offset, reason)`` for its first defect (offset into ``text``), or
+    None for a defect when not ``diagnose``. Linear in ``end - start``: every regex runs once over
+    the span, and digits are converted to int only when there are 4 (loc) or 3 (seg) of them.
+    """
+    m = _OBJECT_RE.fullmatch(text, start, end)
+    if m is not None:  # the usual case: the shape is right, check the values
+        groups = m.groups()
+        y1, x1, y2, x2 = (int(g) for g in groups[:NUM_LOC])
+        seg = None if groups[NUM_LOC] is None else tuple(int(g) for g in groups[NUM_LOC : NUM_LOC + NUM_SEG])
+        if max(y1, x1, y2, x2) <= LOC_MAX and (seg is None or max(seg) <= SEG_MAX) and y2 > y1 and x2 > x1:
+            return ParsedObject(index=index, offset=start, loc=(y1, x1, y2, x2), seg=seg, label=groups[-1].strip())
+    return _diagnose(text, index, start, end) if diagnose else None
 
-    pos = 0
+
+def _diagnose(text: str, index: int, start: int, end: int) -> ParsedObject | tuple[int, str]:
+    """Token by token: the first defect of ``text[start:end]`` as ``(offset, reason)`` (or the object)."""
+    pos = start
     locs: list[int] = []
     segs: list[int] = []
     while True:
-        while pos < len(chunk) and chunk[pos].isspace():
-            pos += 1
-        m = _TOKEN_RE.match(chunk, pos)
+        m = _TOKEN_RE.match(text, pos, end)
         if m is None:
             break
         kind, digits = m.group(1), m.group(2)
-        value = int(digits)
         if kind == "loc":
             if len(digits) != 4:
-                raise fail(pos, f"loc token {m.group(0)!r} must have 4 digits")
-            if value > LOC_MAX:
-                raise fail(pos, f"loc token {m.group(0)!r} is out of range 0..{LOC_MAX}")
+                return pos, f"loc token {_quote(m.group(0))} must have 4 digits"
+            if int(digits) > LOC_MAX:
+                return pos, f"loc token {_quote(m.group(0))} is out of range 0..{LOC_MAX}"
             if segs:
-                raise fail(pos, "loc token after seg tokens")
+                return pos, "loc token after seg tokens"
             if len(locs) == NUM_LOC:
-                raise fail(pos, f"more than {NUM_LOC} loc tokens")
-            locs.append(value)
+                return pos, f"more than {NUM_LOC} loc tokens"
+            locs.append(int(digits))
         else:
             if len(digits) != 3:
-                raise fail(pos, f"seg token {m.group(0)!r} must have 3 digits")
-            if value > SEG_MAX:
-                raise fail(pos, f"seg token {m.group(0)!r} is out of range 0..{SEG_MAX}")
+                return pos, f"seg token {_quote(m.group(0))} must have 3 digits"
+            if int(digits) > SEG_MAX:
+                return pos, f"seg token {_quote(m.group(0))} is out of range 0..{SEG_MAX}"
             if len(locs) != NUM_LOC:
-                raise fail(pos, f"seg token after {len(locs)} loc tokens (need {NUM_LOC} first)")
+                return pos, f"seg token after {len(locs)} loc tokens (need {NUM_LOC} first)"
             if len(segs) == NUM_SEG:
-                raise fail(pos, f"more than {NUM_SEG} seg tokens")
-            segs.append(value)
-        pos = m.end()
-    label = chunk[pos:]
-    tag = _ANY_TAG_RE.search(label) or re.search(r"[<>]", label)
+                return pos, f"more than {NUM_SEG} seg tokens"
+            segs.append(int(digits))
+        pos = _SPACES_RE.match(text, m.end(), end).end()  # type: ignore[union-attr]  # matches ""
+    tag = _ANY_TAG_RE.search(text, pos, end) or _BRACKET_RE.search(text, pos, end)
     if tag is not None:
-        junk = label[: tag.start()].strip() or tag.group(0)
-        raise fail(pos, f"junk {junk[:20]!r} inside the token run (before {tag.group(0)[:20]!r})")
+        junk = text[pos : tag.start()].strip() or tag.group(0)
+        return pos, f"junk {_quote(junk)} inside the token run (before {_quote(tag.group(0))})"
     if len(locs) != NUM_LOC:
-        raise fail(pos, f"expected {NUM_LOC} loc tokens, got {len(locs)}")
+        return pos, _NO_LOC if not locs else f"expected {NUM_LOC} loc tokens, got {len(locs)}"
     if segs and len(segs) != NUM_SEG:
-        raise fail(pos, f"expected {NUM_SEG} seg tokens, got {len(segs)}")
+        return pos, f"expected {NUM_SEG} seg tokens, got {len(segs)}"
     y1, x1, y2, x2 = locs
     if y2 <= y1 or x2 <= x1:
-        raise fail(0, f"empty box: need y2 > y1 and x2 > x1, got (y1, x1, y2, x2) = {tuple(locs)}")
-    return ParsedObject(
-        index=index,
-        offset=offset,
-        loc=(y1, x1, y2, x2),
-        seg=tuple(segs) if segs else None,
-        label=label.strip(),
-    )
+        return start, f"empty box: need y2 > y1 and x2 > x1, got (y1, x1, y2, x2) = {tuple(locs)}"
+    label = text[pos:end].strip()
+    return ParsedObject(index=index, offset=start, loc=(y1, x1, y2, x2), seg=tuple(segs) or None, label=label)
+
+
+def _body(text: str) -> tuple[int, int]:
+    """``(start, end)`` of ``text`` without leading whitespace/``<bos>`` and trailing whitespace/``<eos>``/``<pad>``."""
+    start = _LEADING_RE.match(text).end()  # type: ignore[union-attr]  # matches the empty string
+    end = len(text)
+    if end > start and (text[-1] == ">" or text[-1].isspace()):
+        end -= _TRAILING_REVERSED_RE.match(text[::-1]).end()  # type: ignore[union-attr]
+    return start, max(start, end)
 
 
 def parse_objects(text: str, *, strict: bool = False) -> ParseResult:
     """Parses a PaliGemma detection/segmentation answer into objects.
+
+    Time and memory are linear in ``len(text)``, whatever the text (runs of ``;`` or ``<``,
+    thousands of digits in a token, NULs, lone surrogates): in lenient mode it never raises on a
+    ``str``. Token digits are ASCII ``0-9`` only; whitespace is what `str.isspace` accepts.
 
     Args:
       text: the model's answer, e.g. ``"<loc0174><loc0015><loc0874><loc1008><seg057>… water ; …"``.
       strict: raise on the first malformed object instead of skipping it.
 
     Returns:
-      A `ParseResult`: ``objects`` (well-formed, in order) and ``skipped`` (malformed, with reasons).
+      A `ParseResult`: ``objects`` (well-formed, in order) and ``skipped`` (malformed, with reasons;
+      one small entry per skipped object, its ``text`` cut to 60 characters).
       The empty string gives no objects and nothing skipped.
 
     Raises:
@@ -264,32 +305,50 @@ def parse_objects(text: str, *, strict: bool = False) -> ParseResult:
         >>> print(r.skipped[0])
         object 1 at character 53: expected 4 loc tokens, got 1 ('<loc0001> dog')
     """
+    objects, skipped, _ = _scan(text, strict=strict, keep=None)
+    return ParseResult(objects=objects, skipped=skipped)
+
+
+def _scan(text: str, *, strict: bool, keep: int | None) -> tuple[list[ParsedObject], list[SkippedObject], int]:
+    """`parse_objects`, keeping only the first ``keep`` skipped objects (all when None).
+
+    Returns ``(objects, skipped, number of skipped objects)``. Once ``keep`` are kept, the rest
+    are only counted, in bulk: every object up to the next one that starts with 4 loc tokens is
+    malformed, and one that does is checked against the object pattern without a diagnosis.
+    """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
-    # Drop special tokens that HF's decode leaves in with skip_special_tokens=False.
-    start, end = 0, len(text)
-    while start < end:
-        if text[start].isspace():
-            start += 1
-        elif text.startswith("<bos>", start):
-            start += len("<bos>")
-        else:
+    # Special tokens that HF's decode leaves in with skip_special_tokens=False are dropped.
+    start, end = _body(text)
+    objects: list[ParsedObject] = []
+    skipped: list[SkippedObject] = []
+    n_skipped = index = 0
+    pos = start
+    while True:
+        m = _CHUNK_RE.search(text, pos, end)
+        if m is None:
             break
-    while end > start:
-        if text[end - 1].isspace():
-            end -= 1
+        cs, ce = m.span()
+        pos = ce
+        counting = keep is not None and n_skipped >= keep
+        if counting and _FOUR_LOCS_RE.match(text, cs, ce) is None:
+            following = _BEFORE_FOUR_LOCS_RE.search(text, ce, end)
+            pos = end if following is None else following.start()
+            n = len(_CHUNK_COUNT_RE.findall(text, cs, pos))
+            index += n
+            n_skipped += n
             continue
-        tok = next((t for t in _TRAILING_SPECIAL if text.endswith(t, start, end)), None)
-        if tok is None:
-            break
-        end -= len(tok)
-    body = text[start:end]
-    result = ParseResult()
-    for index, (offset, chunk) in enumerate(_split_objects(body)):
-        try:
-            result.objects.append(_parse_one(index, start + offset, chunk))
-        except MalformedObjectError as err:
-            if strict:
-                raise
-            result.skipped.append(SkippedObject(err.index, err.offset, err.reason, chunk))
-    return result
+        if text[cs] != "<" and _BRACKET_RE.search(text, cs, ce) is None:
+            parsed: ParsedObject | tuple[int, str] | None = (cs, _NO_LOC)  # prose: no token can start here
+        else:
+            parsed = _parse_span(text, index, cs, ce, diagnose=not counting)
+        if isinstance(parsed, ParsedObject):
+            objects.append(parsed)
+        elif strict and parsed is not None:
+            raise MalformedObjectError(index, *parsed)
+        else:
+            if parsed is not None and not counting:
+                skipped.append(SkippedObject(index, parsed[0], parsed[1], text[cs : min(ce, cs + _TEXT_MAX)]))
+            n_skipped += 1
+        index += 1
+    return objects, skipped, n_skipped
