@@ -40,6 +40,7 @@ from paligemma_segcodec.tokens import format_object, parse_objects
 
 if TYPE_CHECKING:
     from paligemma_segcodec.api import decode_tokens, encode_mask, encode_masks, prepare_mask
+    from paligemma_segcodec.api import iter_decode_tokens as iter_decode_tokens  # see _LAZY
     from paligemma_segcodec.codec import Codec, load_codec
 
 __all__ = [
@@ -73,6 +74,7 @@ _LAZY = {
     "decode_tokens": "paligemma_segcodec.api",
     "encode_mask": "paligemma_segcodec.api",
     "encode_masks": "paligemma_segcodec.api",
+    "iter_decode_tokens": "paligemma_segcodec.api",  # not in __all__ until docs/api.md lists it
     "prepare_mask": "paligemma_segcodec.api",
 }
 

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +18,7 @@ from paligemma_segcodec.codec import MASK_SIZE, Codec, load_codec
 from paligemma_segcodec.errors import SkippedObjectWarning
 from paligemma_segcodec.resize import resize, resize_binary
 from paligemma_segcodec.segment import Segment, paste_mask
-from paligemma_segcodec.tokens import check_label, format_object, parse_objects
+from paligemma_segcodec.tokens import ParsedObject, _scan, check_label, format_object
 
 __all__ = [
     "PreparedMask",
@@ -229,7 +229,13 @@ def decode_tokens(
     convention: Convention = "big_vision",
     codec: Codec | None = None,
 ) -> list[Segment]:
-    """A PaliGemma answer → one `Segment` per object, masks decoded in one batched call.
+    """A PaliGemma answer → one `Segment` per object, masks decoded in batched calls.
+
+    ``list(iter_decode_tokens(...))``: masks are decoded 256 objects at a time, but all of them are
+    returned at once. Memory: 16 KiB (float32 64×64 ``mask64``) per object with ``<seg>`` tokens,
+    plus, when ``height``/``width`` are given, ``objects × height × width`` bytes for the pasted
+    bool masks (1,000 objects on a 1024×1024 image: about 1 GiB). `iter_decode_tokens` streams
+    them instead.
 
     Args:
       text: the answer: objects ``<loc>×4 [<seg>×16] label`` separated by ``;``.
@@ -244,29 +250,98 @@ def decode_tokens(
 
     Returns:
       The well-formed objects in order. In lenient mode malformed objects are skipped and reported
-      with one `SkippedObjectWarning` per call (use `paligemma_segcodec.tokens.parse_objects` for a
-      structured report). The empty string gives ``[]``.
+      with one `SkippedObjectWarning` per call: their number and the first 5 (use
+      `paligemma_segcodec.tokens.parse_objects` for a structured report). The empty string gives ``[]``.
+      Lenient mode never raises on a ``str``, and its time is linear in ``len(text)``.
     """
+    objects = _objects_to_decode(text, height, width, strict, stacklevel=3)
+    return list(_decode_objects(objects, height, width, convention, codec, _DECODE_CHUNK))
+
+
+def iter_decode_tokens(
+    text: str,
+    *,
+    height: int | None = None,
+    width: int | None = None,
+    strict: bool = False,
+    convention: Convention = "big_vision",
+    codec: Codec | None = None,
+    chunk: int = 256,
+) -> Iterator[Segment]:
+    """`decode_tokens`, streamed: the same segments, decoded ``chunk`` masks at a time.
+
+    The text is parsed at the call: bad arguments, `MalformedObjectError` (``strict=True``) and
+    the `SkippedObjectWarning` come right away. Masks are then decoded with one
+    `Codec.decode_indices` call per ``chunk`` objects with ``<seg>`` tokens, as the iterator
+    advances, and each is pasted (with ``height``/``width``) only when its segment is yielded. So
+    an answer with 100,000 objects holds one chunk of decoded masks at a time (``chunk`` × 16 KiB)
+    plus the segments the caller keeps; each segment owns its arrays.
+
+    Args:
+      text, height, width, strict, convention, codec: as in `decode_tokens`.
+      chunk: objects with ``<seg>`` tokens per decoder call (>= 1).
+
+    Returns:
+      An iterator of `Segment`, in text order.
+    """
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk must be an int >= 1, got {chunk!r}")
+    objects = _objects_to_decode(text, height, width, strict, stacklevel=3)
+    return _decode_objects(objects, height, width, convention, codec, chunk)
+
+
+_DECODE_CHUNK = 256  # objects with <seg> tokens per decoder call in decode_tokens
+_WARN_SHOWN = 5  # skipped objects listed in a SkippedObjectWarning
+_WARN_LINE = 200  # characters per listed object
+
+
+def _objects_to_decode(
+    text: str, height: int | None, width: int | None, strict: bool, *, stacklevel: int
+) -> list[ParsedObject]:
+    """Checks the size arguments, parses ``text`` and warns once about skipped objects (``stacklevel``
+    counts from the caller of this function)."""
     if (height is None) != (width is None):
         raise ValueError("give both height and width, or neither")
     if height is not None and width is not None and (int(height) <= 0 or int(width) <= 0):
         raise ValueError(f"height and width must be positive, got {height}x{width}")
-    parsed = parse_objects(text, strict=strict)
-    if parsed.skipped:
-        lines = "\n".join(f"  {s}" for s in parsed.skipped)
-        warnings.warn(
-            f"skipped {len(parsed.skipped)} malformed object(s):\n{lines}", SkippedObjectWarning, stacklevel=2
-        )
-    with_seg = [o for o in parsed.objects if o.seg is not None]
-    masks64: dict[int, np.ndarray] = {}
-    if with_seg:
-        decoded = (codec or default_codec()).decode_indices(np.array([o.seg for o in with_seg], dtype=np.int32))
-        masks64 = {o.index: decoded[i] for i, o in enumerate(with_seg)}
-    segments = []
-    for o in parsed.objects:
-        m64 = masks64.get(o.index)
-        full = None
-        if m64 is not None and height is not None and width is not None:
-            full = paste_mask(m64, o.loc, int(height), int(width), convention=convention)
-        segments.append(Segment(label=o.label, loc=o.loc, seg=o.seg, mask64=m64, mask=full))
-    return segments
+    objects, shown, n_skipped = _scan(text, strict=strict, keep=_WARN_SHOWN)
+    if n_skipped:
+        lines = "".join(f"\n  {str(s)[:_WARN_LINE]}" for s in shown)
+        if n_skipped > len(shown):
+            lines += f"\n  ... and {n_skipped - len(shown)} more"
+        warnings.warn(f"skipped {n_skipped} malformed object(s):{lines}", SkippedObjectWarning, stacklevel=stacklevel)
+    return objects
+
+
+def _decode_objects(
+    objects: list[ParsedObject],
+    height: int | None,
+    width: int | None,
+    convention: Convention,
+    codec: Codec | None,
+    chunk: int,
+) -> Iterator[Segment]:
+    """Segments of parsed objects; masks decoded ``chunk`` objects with ``<seg>`` at a time, pasted lazily."""
+    start = 0
+    while start < len(objects):
+        stop, with_seg = start, list[tuple[int, ...]]()
+        while stop < len(objects) and len(with_seg) < chunk:
+            seg = objects[stop].seg
+            if seg is not None:
+                with_seg.append(seg)
+            stop += 1
+        masks64: npt.NDArray[np.float32] | None = None
+        if with_seg:
+            codec = codec or default_codec()
+            masks64 = codec.decode_indices(np.array(with_seg, dtype=np.int32))
+        k = 0
+        for o in objects[start:stop]:
+            m64 = full = None
+            if o.seg is not None and masks64 is not None:
+                m64 = masks64[k].copy()  # its own array: a kept segment does not pin the whole chunk
+                k += 1
+                if height is not None and width is not None:
+                    full = paste_mask(m64, o.loc, int(height), int(width), convention=convention)
+            yield Segment(label=o.label, loc=o.loc, seg=o.seg, mask64=m64, mask=full)
+        masks64 = None
+        start = stop
