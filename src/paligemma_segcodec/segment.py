@@ -11,7 +11,7 @@ from paligemma_segcodec.boxes import LOC_MAX, Box, Convention, loc_to_box, loc_t
 from paligemma_segcodec.resize import resize
 from paligemma_segcodec.tokens import NUM_SEG, SEG_MAX, format_object
 
-__all__ = ["Segment", "paste_mask"]
+__all__ = ["Segment", "paste_mask", "paste_mask_in_box"]
 
 
 def paste_mask(
@@ -49,6 +49,45 @@ def paste_mask(
     if y2 > y1 and x2 > x1:
         out[y1:y2, x1:x2] = resize(m, y2 - y1, x2 - x1) > 0
     return out
+
+
+def paste_mask_in_box(
+    mask64: npt.ArrayLike,
+    loc: tuple[int, int, int, int],
+    height: int,
+    width: int,
+    *,
+    convention: Convention = "big_vision",
+) -> tuple[tuple[int, int, int, int], npt.NDArray[np.bool_]]:
+    """`paste_mask` restricted to the box: its pixel rectangle and the bool pixels inside it.
+
+    ``paste_mask(...)`` is ``crop`` at ``[top:bottom, left:right]`` and False everywhere else, so a
+    caller that needs one object at a time holds box-sized arrays instead of image-sized ones.
+
+    Args:
+      mask64, loc, height, width, convention: as `paste_mask`.
+
+    Returns:
+      ``((top, left, bottom, right), crop)``: the box clipped to the canvas (bottom/right exclusive;
+      ``bottom == top`` or ``right == left`` for a box that rounds to no pixel) and bool
+      ``[bottom - top, right - left]``.
+
+    Examples:
+        >>> (t, left, b, r), crop = paste_mask_in_box(np.ones((64, 64)), (0, 0, 512, 1023), 10, 20)
+        >>> (t, left, b, r), crop.shape, bool(crop.all())
+        ((0, 0, 5, 20), (5, 20), True)
+    """
+    m = np.asarray(mask64, dtype=np.float32)
+    if m.ndim != 2:
+        raise ValueError(f"mask64 must be 2-D, got shape {m.shape}")
+    if int(height) <= 0 or int(width) <= 0:
+        raise ValueError(f"height and width must be positive, got {height}x{width}")
+    y1, x1, y2, x2 = loc_to_pixels(loc, int(height), int(width), convention=convention)
+    y1, x1 = min(max(y1, 0), int(height)), min(max(x1, 0), int(width))
+    y2, x2 = max(min(y2, int(height)), y1), max(min(x2, int(width)), x1)
+    if y2 > y1 and x2 > x1:
+        return (y1, x1, y2, x2), resize(m, y2 - y1, x2 - x1) > 0
+    return (y1, x1, y2, x2), np.zeros((y2 - y1, x2 - x1), dtype=bool)
 
 
 @dataclass(frozen=True)
