@@ -32,30 +32,40 @@ from paligemma_segcodec.boxes import (
 from paligemma_segcodec.errors import (
     CheckpointError,
     CheckpointNotFoundError,
+    ImageTooLargeError,
     MalformedObjectError,
+    NotARegularFileError,
+    OutputOverInputError,
     SkippedObjectWarning,
+    ThinObjectWarning,
+    UnsafePathError,
 )
 from paligemma_segcodec.segment import Segment, paste_mask
 from paligemma_segcodec.tokens import format_object, parse_objects
 
 if TYPE_CHECKING:
-    from paligemma_segcodec.api import decode_tokens, encode_mask, encode_masks, prepare_mask
-    from paligemma_segcodec.api import iter_decode_tokens as iter_decode_tokens  # see _LAZY
+    from paligemma_segcodec.api import decode_tokens, encode_mask, encode_masks, iter_decode_tokens, prepare_mask
     from paligemma_segcodec.codec import Codec, load_codec
 
 __all__ = [
     "CheckpointError",
     "CheckpointNotFoundError",
     "Codec",
+    "ImageTooLargeError",
     "MalformedObjectError",
+    "NotARegularFileError",
+    "OutputOverInputError",
     "Segment",
     "SkippedObjectWarning",
+    "ThinObjectWarning",
+    "UnsafePathError",
     "__version__",
     "box_to_loc",
     "decode_tokens",
     "encode_mask",
     "encode_masks",
     "format_object",
+    "iter_decode_tokens",
     "load_codec",
     "loc_to_box",
     "loc_to_pixels",
@@ -74,7 +84,7 @@ _LAZY = {
     "decode_tokens": "paligemma_segcodec.api",
     "encode_mask": "paligemma_segcodec.api",
     "encode_masks": "paligemma_segcodec.api",
-    "iter_decode_tokens": "paligemma_segcodec.api",  # not in __all__ until docs/api.md lists it
+    "iter_decode_tokens": "paligemma_segcodec.api",
     "prepare_mask": "paligemma_segcodec.api",
 }
 
