@@ -3,7 +3,8 @@
 Definitions (as big_vision's PaliGemma segmentation evaluator, extended to several objects per image):
 
 - Each prediction is decoded at the ground truth's size (``convention="big_vision"`` paste) and the
-  predicted objects are merged into one mask; so is the ground truth. Per-image IoU of the two;
+  predicted objects are merged into one mask (each pasted inside its box, so memory is one
+  image-sized mask, not one per object); so is the ground truth. Per-image IoU of the two;
   when both are empty the IoU is 1.
 - An answer is **invalid** when it is not empty but no object in it parses (malformed tokens); an
   invalid answer scores IoU 0 (and box IoU 0). Images without a prediction line count as invalid.
@@ -28,6 +29,8 @@ import numpy.typing as npt
 
 from paligemma_segcodec.errors import SkippedObjectWarning
 from paligemma_segcodec.maskio import binarize, read_mask_values
+from paligemma_segcodec.safeio import atomic_write
+from paligemma_segcodec.segment import paste_mask_in_box
 
 if TYPE_CHECKING:
     from paligemma_segcodec.codec import Codec
@@ -69,7 +72,8 @@ class EvalReport:
         }
 
     def write_csv(self, path: str | os.PathLike[str]) -> None:
-        with open(path, "w", newline="") as f:
+        """One row per image (`ImageScore` fields), written atomically (see `atomic_write`)."""
+        with atomic_write(path, "w") as f:
             writer = csv.DictWriter(f, fieldnames=list(ImageScore.__dataclass_fields__))
             writer.writeheader()
             for s in self.scores:
@@ -133,13 +137,15 @@ def score_image(image: str, text: str | None, gt: npt.NDArray[np.bool_], *, code
     parsed = parse_objects(text)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedObjectWarning)
-        segs = decode_tokens(text, height=h, width=w, codec=codec) if parsed.objects else []
+        segs = decode_tokens(text, codec=codec) if parsed.objects else []  # 64×64 masks only
     invalid = bool(text.strip()) and not parsed.objects
+    # one image-sized union; each object is pasted inside its box only (as paste_mask, big_vision)
     pred = np.zeros((h, w), bool)
     pred_box = None
     for s in segs:
-        if s.mask is not None:
-            pred |= s.mask
+        if s.mask64 is not None:
+            (top, left, bottom, right), crop = paste_mask_in_box(s.mask64, s.loc, h, w)
+            pred[top:bottom, left:right] |= crop
         x1, y1, x2, y2 = s.xyxy(w, h)
         if x2 > x1 and y2 > y1:
             b = (y1, x1, y2, x2)
