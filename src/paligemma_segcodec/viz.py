@@ -11,7 +11,7 @@ import numpy.typing as npt
 from PIL import Image, ImageDraw
 
 from paligemma_segcodec.boxes import Convention
-from paligemma_segcodec.segment import Segment
+from paligemma_segcodec.segment import Segment, paste_mask_in_box
 
 __all__ = ["PALETTE", "draw_segments"]
 
@@ -38,9 +38,14 @@ def draw_segments(
 ) -> Image.Image:
     """Draws each segment's filled mask (when it has one), box and label over ``image``.
 
+    Masks are composited one object at a time inside their box, so memory is the image's, not
+    objects × image.
+
     Args:
       image: a PIL image or an ``(H, W)`` / ``(H, W, 3)`` uint8 array.
-      segments: decoded with ``height``/``width`` equal to the image's (masks must match its size).
+      segments: decoded with ``height``/``width`` equal to the image's (masks must match its size),
+        or without them: a segment with ``mask64`` and no ``mask`` is pasted into its box
+        (``convention``), the same picture as decoding at the image's size.
       alpha: opacity of the mask fill (Pillow backend).
       backend: ``"supervision"`` uses supervision's annotators (extra ``[supervision]``),
         ``"pillow"`` this module's drawing, ``"auto"`` supervision when it is installed.
@@ -56,12 +61,14 @@ def draw_segments(
     rgb = np.asarray(base.convert("RGB"), dtype=np.float32).copy()
     h, w = rgb.shape[:2]
     for i, seg in enumerate(segments):
-        if seg.mask is None:
+        region = _fill_region(i, seg, h, w, convention)
+        if region is None:
             continue
-        if seg.mask.shape != (h, w):
-            raise ValueError(f"segment {i} has a {seg.mask.shape} mask but the image is {(h, w)}")
+        (t, left, b, r), m = region
+        # composite inside the box only: the same pixels and values as over the whole image
+        crop = rgb[t:b, left:r]
         fill = np.array(PALETTE[i % len(PALETTE)], np.float32)
-        rgb[seg.mask] = (1 - alpha) * rgb[seg.mask] + alpha * fill
+        crop[m] = (1 - alpha) * crop[m] + alpha * fill
     out = Image.fromarray(rgb.round().astype(np.uint8))
     draw = ImageDraw.Draw(out)
     for i, seg in enumerate(segments):
@@ -74,3 +81,25 @@ def draw_segments(
             draw.rectangle(bbox, fill=color)
             draw.text((tx, ty), seg.label, fill=(255, 255, 255))
     return out
+
+
+def _fill_region(
+    i: int, seg: Segment, h: int, w: int, convention: Convention
+) -> tuple[tuple[int, int, int, int], npt.NDArray[np.bool_]] | None:
+    """Where segment ``i`` is filled: ``((top, left, bottom, right), bool crop)`` or None.
+
+    A full-size ``mask`` is cut to its own bounding rectangle (a view, no copy); a segment with only
+    ``mask64`` is pasted inside its box (`paste_mask_in_box`, ``convention``).
+    """
+    if seg.mask is not None:
+        if seg.mask.shape != (h, w):
+            raise ValueError(f"segment {i} has a {seg.mask.shape} mask but the image is {(h, w)}")
+        mask = np.asarray(seg.mask, bool)
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if rows.size == 0:
+            return None
+        t, left, b, r = int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+        return (t, left, b, r), mask[t:b, left:r]
+    if seg.mask64 is not None:
+        return paste_mask_in_box(seg.mask64, seg.loc, h, w, convention=convention)
+    return None
