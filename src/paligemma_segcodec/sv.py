@@ -15,7 +15,7 @@ from PIL import Image
 
 from paligemma_segcodec._optional import require
 from paligemma_segcodec.boxes import Convention
-from paligemma_segcodec.segment import Segment
+from paligemma_segcodec.segment import Segment, paste_mask_in_box
 
 __all__ = ["annotate", "to_detections"]
 
@@ -27,7 +27,7 @@ def _sv() -> Any:
 def to_detections(
     segments: Sequence[Segment], height: int, width: int, *, convention: Convention = "big_vision"
 ) -> Any:
-    """Segments (decoded with this ``height``/``width``) → ``supervision.Detections``.
+    """Segments (decoded with this ``height``/``width``, or without a size) → ``supervision.Detections``.
 
     ``xyxy`` in pixels (`Segment.xyxy`), ``mask`` bool ``[N, H, W]`` (all False for detection-only
     objects), ``class_id`` the index of the label in order of first appearance, and
@@ -42,6 +42,9 @@ def to_detections(
             if s.mask.shape != (height, width):
                 raise ValueError(f"segment {i} has a {s.mask.shape} mask, expected {(height, width)}")
             masks[i] = s.mask
+        elif s.mask64 is not None:  # decoded without a size: pasted here, inside its box
+            (t, left, b, r), crop = paste_mask_in_box(s.mask64, s.loc, height, width, convention=convention)
+            masks[i, t:b, left:r] = crop
     xyxy = np.array([s.xyxy(width, height, convention=convention) for s in segments], dtype=np.float32).reshape(n, 4)
     return sv.Detections(
         xyxy=xyxy,

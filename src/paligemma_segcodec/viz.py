@@ -27,6 +27,10 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
 )
 """Colours used per object, in order (cycled)."""
 
+SUPERVISION_MAX_MASK_BYTES = 256 * 2**20
+"""``backend="auto"`` draws with supervision only while its ``[N, H, W]`` bool masks fit in this
+many bytes; above it, with Pillow inside each object's box."""
+
 
 def draw_segments(
     image: Image.Image | npt.ArrayLike,
@@ -48,13 +52,19 @@ def draw_segments(
         (``convention``), the same picture as decoding at the image's size.
       alpha: opacity of the mask fill (Pillow backend).
       backend: ``"supervision"`` uses supervision's annotators (extra ``[supervision]``),
-        ``"pillow"`` this module's drawing, ``"auto"`` supervision when it is installed.
+        ``"pillow"`` this module's drawing, ``"auto"`` supervision when it is installed and its
+        full-size masks (objects × H × W bytes) fit in `SUPERVISION_MAX_MASK_BYTES`, else Pillow.
 
     Returns:
       A new RGB image of the same size.
     """
     base = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
-    if backend == "supervision" or (backend == "auto" and importlib.util.find_spec("supervision") is not None):
+    # supervision's Detections hold one full-size mask per object: "auto" uses it only while that
+    # stays small, so that memory grows with the image, not with objects x image.
+    small = len(segments) * base.size[0] * base.size[1] <= SUPERVISION_MAX_MASK_BYTES
+    if backend == "supervision" or (
+        backend == "auto" and small and importlib.util.find_spec("supervision") is not None
+    ):
         from paligemma_segcodec.sv import annotate
 
         return annotate(base, segments, convention=convention)
