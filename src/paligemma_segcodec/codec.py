@@ -3,8 +3,18 @@
 Both directions run under ``jax.jit`` with the parameters resident on the default device
 (the GPU when there is one). Batches are padded to a few bucket sizes (powers of two from 1 up to
 ``max_batch``) and longer inputs are split into ``max_batch`` chunks, so varying N never causes a
-recompilation once each bucket has been compiled. All math runs at ``precision=HIGHEST``, so a GPU
-gives the CPU's tokens.
+recompilation once each bucket has been compiled. All math runs at ``precision=HIGHEST``.
+
+Near ties. float32 sums run in an order that depends on the batch shape, the backend and the device, so
+the squared distances to the codebook differ by a few float32 roundings between a mask encoded alone, in a
+batch of 3 or on a GPU. Where the best two codebook entries are closer than that, the argmin (the
+``<seg>`` token) would depend on the batch. So the encoder checks, per latent position, whether
+``second - best < TIE_EPSILON * (|z|² + |e_best|²)``; there (1-2.5% of masks) it compares the two entries
+again with a cancellation-free formula, and where even that is within float32 error (`GAP_EPSILON`,
+none measured) the host recomputes the latents in float64 NumPy (`paligemma_segcodec.model_numpy`).
+Each step picks the float64 model's argmin, so the tokens are the same for any batch size, position
+in the batch, jit or eager, thread count and device. Golden parity: the float64 argmin equals big_vision's
+float32 TF answer on all 93 shared golden cases, including its near tie (relative gap 2.2e-5).
 """
 
 from __future__ import annotations
@@ -21,9 +31,10 @@ import numpy as np
 import numpy.typing as npt
 
 from paligemma_segcodec.checkpoint import Checkpoint, read_checkpoint, resolve_checkpoint
-from paligemma_segcodec.model import Decoder, Encoder, ModelConfig, Params, params_from_checkpoint, quantize
+from paligemma_segcodec.model import HIGHEST, Decoder, Encoder, ModelConfig, Params, params_from_checkpoint
+from paligemma_segcodec.model_numpy import distances_f64, encode_latents_f64
 
-__all__ = ["MASK_SIZE", "Codec", "load_codec"]
+__all__ = ["GAP_EPSILON", "MASK_SIZE", "TIE_EPSILON", "Codec", "load_codec"]
 
 MASK_SIZE = 64
 """Side of the square masks the VQ-VAE encodes and decodes."""
@@ -35,6 +46,27 @@ _CPU_DECODE_CHUNK = 32  # measured best decoder batch on a 2-core CPU (benchmark
 _HOST_CHUNK = {"cpu": 64}
 _HOST_CHUNK_DEFAULT = 1024
 _RANGE_SLACK = 1e-3  # float rounding in the resize can overshoot [0, 1] by a few ulps; not clipped, as the reference
+_F64_CHUNK = 64  # masks per float64 NumPy encoder call (bounds its im2col buffers)
+
+TIE_EPSILON = 2e-5
+"""Window of a possible near tie: ``second - best < TIE_EPSILON * (|z|² + |e_best|²)`` on the float32
+squared distances ``|z|² - 2 z·e + |e|²`` (the reference's formula; ``z`` the latent, ``e_best`` the nearest
+codebook entry).
+
+The scale is ``|z|² + |e|²``, not ``best``: the formula's float32 error comes from rounding terms of that
+size (a 512-term dot product), while ``best`` can be 1e-5 of them on a trained codebook. Measured on
+tests/data/fixture-vae.npz and tests/data/golden/checkpoint.npz (256 masks: the 93 golden crops + random
+shapes; batch buckets 1…256, shuffled positions, jit and eager; CPU): the float32 ``d_j - d_best`` differs
+from float64 by at most 2.1e-6 of that scale, so 2e-5 leaves a 10x margin. 1-2.5% of masks have a
+position in the window (0.1% of positions); those are settled by `GAP_EPSILON`."""
+
+GAP_EPSILON = 1e-5
+"""Inside the `TIE_EPSILON` window the two nearest entries ``a``, ``b`` are compared on the device with
+the cancellation-free ``d_b - d_a = Σ (e_b - e_a)(e_a + e_b - 2z)``. Its float32 error comes only from
+``z`` (``|Δz| / |z| <= 1.6e-7`` across batch shapes): measured at most 8.8e-7 of
+``|e_a - e_b| (|e_a + e_b - 2z| + |z|)``. Where ``|d_b - d_a|`` is below ``GAP_EPSILON`` times that scale
+(none of the 4096 measured positions, incl. the golden case with a 2.2e-5 relative gap), or a third entry
+is also in the window, the host recomputes the mask in float64 NumPy."""
 
 
 def _default_max_batch() -> int:
@@ -61,6 +93,8 @@ class Codec:
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
         self._params: Params = jax.device_put(params)
+        self._encoder_layers = checkpoint.encoder  # for the float64 near-tie path
+        self._codebook = checkpoint.codebook
         backend = jax.default_backend()
         self._decode_chunk = _CPU_DECODE_CHUNK if backend == "cpu" else 0
         self.host_chunk = min(self.max_batch, _HOST_CHUNK.get(backend, _HOST_CHUNK_DEFAULT))
@@ -94,13 +128,14 @@ class Codec:
         return traced
 
     def _encode_impl(self, encoder: Encoder, params: Params, masks: jax.Array) -> jax.Array:
-        """``[B, 64, 64, 1]`` → int32 ``[B, 17]``: 16 indices, then 1 where that input had a value
-        outside [0, 1] or a NaN/inf (checked here, on the device, instead of in extra NumPy passes)."""
+        """``[B, 64, 64, 1]`` → int32 ``[B, 33]``: 16 indices, 16 float64-fallback flags (see `TIE_EPSILON`),
+        then 1 where that input had a value outside [0, 1] or a NaN/inf (checked here, on the device,
+        instead of in extra NumPy passes)."""
         z: jax.Array = encoder.apply({"params": params["encoder"]}, masks)  # type: ignore[assignment]
-        indices = quantize(z.reshape(z.shape[0], -1, z.shape[-1]), params["codebook"])
+        indices, near = _quantize_settle_ties(z.reshape(z.shape[0], -1, z.shape[-1]), params["codebook"])
         flat = masks.reshape(masks.shape[0], -1)
         ok = jnp.all(jnp.isfinite(flat) & (flat >= -_RANGE_SLACK) & (flat <= 1 + _RANGE_SLACK), axis=1)
-        return jnp.concatenate([indices, (~ok).astype(jnp.int32)[:, None]], axis=1)
+        return jnp.concatenate([indices, near.astype(jnp.int32), (~ok).astype(jnp.int32)[:, None]], axis=1)
 
     def _decode_impl(self, decoder: Decoder, params: Params, indices: jax.Array) -> jax.Array:
         codebook = params["codebook"]
@@ -157,7 +192,9 @@ class Codec:
           jit: run compiled (default) or op by op (for testing; same results).
 
         Returns:
-          int32 ``[N, 16]`` in ``0..codebook_size - 1``, row-major over the 4×4 latent grid.
+          int32 ``[N, 16]`` in ``0..codebook_size - 1``, row-major over the 4×4 latent grid. A row
+          does not depend on the other rows, the batch size, ``jit`` or the device: near ties of the
+          argmin are settled in float64 (see `TIE_EPSILON`).
 
         Raises:
           ValueError: wrong shape, NaN/inf, or values outside [0, 1].
@@ -182,15 +219,29 @@ class Codec:
             raise ValueError(f"masks64 must have shape [N, 64, 64] or [N, 64, 64, 1], got {np.shape(masks64)}")
         x = x.astype(np.float32, copy=False)
         fn = self._encode_jit if jit else self._encode_eager
-        wait = self._dispatch(fn, x[..., None], (17,), np.int32)
+        wait = self._dispatch(fn, x[..., None], (33,), np.int32)
 
         def result() -> npt.NDArray[np.int32]:
             out = wait()
-            if out[:, 16].any():
+            if out[:, 32].any():
                 _raise_bad_values(x)
-            return np.ascontiguousarray(out[:, :16])
+            indices = np.ascontiguousarray(out[:, :16])
+            near = out[:, 16:32].astype(bool)
+            rows = np.flatnonzero(near.any(axis=1))
+            if rows.size:
+                exact = self._argmin_f64(x[rows])
+                indices[rows] = np.where(near[rows], exact, indices[rows])
+            return indices
 
         return result
+
+    def _argmin_f64(self, masks64: npt.NDArray[np.float32]) -> npt.NDArray[np.int32]:
+        """``[n, 64, 64]`` → int32 ``[n, 16]``: the codebook argmin of the float64 NumPy encoder."""
+        parts = []
+        for start in range(0, masks64.shape[0], _F64_CHUNK):
+            z = encode_latents_f64(self._encoder_layers, masks64[start : start + _F64_CHUNK])
+            parts.append(distances_f64(z, self._codebook).argmin(axis=-1).astype(np.int32))
+        return np.concatenate(parts)
 
     def decode_indices(self, indices: npt.ArrayLike, *, jit: bool = True) -> npt.NDArray[np.float32]:
         """Codebook indices → the decoder's raw 64×64 output.
@@ -218,6 +269,39 @@ class Codec:
             )
         fn = self._decode_jit if jit else self._decode_eager
         return self._dispatch(fn, idx.astype(np.int32), (MASK_SIZE, MASK_SIZE), np.float32)()
+
+
+def _quantize_settle_ties(z: jax.Array, codebook: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """`paligemma_segcodec.model.quantize` (same formula, same argmin) with near ties settled.
+
+    ``z`` ``[..., D]`` → (int32 indices ``[...]``, bool ``[...]``: the host must take the float64 argmin).
+    Outside the `TIE_EPSILON` window the float32 argmin is the float64 one. Inside it (best ``a``,
+    second ``b``), the sign of the accurate ``d_b - d_a`` picks between them, unless it is within
+    `GAP_EPSILON` of zero or a third entry is in the window too (then the float64 fallback is flagged).
+    """
+    dots = jnp.einsum("...d,kd->...k", z, codebook, precision=HIGHEST)
+    zz = jnp.sum(z * z, axis=-1)
+    ee = jnp.sum(codebook * codebook, axis=-1)
+    dist = zz[..., None] - 2.0 * dots + ee
+    entries = jnp.arange(dist.shape[-1])
+    a = jnp.argmin(dist, axis=-1).astype(jnp.int32)
+    rest = jnp.where(entries == a[..., None], jnp.inf, dist)
+    b = jnp.argmin(rest, axis=-1).astype(jnp.int32)
+    third = jnp.min(jnp.where(entries == b[..., None], jnp.inf, rest), axis=-1)
+    d_a = jnp.take_along_axis(dist, a[..., None], axis=-1)[..., 0]
+    d_b = jnp.take_along_axis(rest, b[..., None], axis=-1)[..., 0]
+    window = TIE_EPSILON * (zz + ee[a])
+    near = (d_b - d_a) < window
+    e_a, e_b = codebook[a], codebook[b]
+    gap = jnp.sum((e_b - e_a) * (e_a + e_b - 2.0 * z), axis=-1)  # = d_b - d_a without cancellation
+    norm = jnp.linalg.norm
+    # <=: identical entries (gap and scale 0) go to float64 too
+    unsure = jnp.abs(gap) <= GAP_EPSILON * norm(e_a - e_b, axis=-1) * (
+        norm(e_a + e_b - 2.0 * z, axis=-1) + norm(z, axis=-1)
+    )
+    indices = jnp.where(near & (gap < 0), b, a)
+    fallback = near & (unsure | ((third - d_a) < window))
+    return indices, fallback
 
 
 def _raise_bad_values(x: npt.NDArray[np.float32]) -> None:
