@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from paligemma_segcodec.boxes import Box, Convention, box_to_loc, crop_pixels, tight_box, validate_box
+from paligemma_segcodec.boxes import LOC_MAX, Box, Convention, box_to_loc, crop_pixels, tight_box, validate_box
 from paligemma_segcodec.codec import MASK_SIZE, Codec, load_codec
-from paligemma_segcodec.errors import SkippedObjectWarning
+from paligemma_segcodec.errors import SkippedObjectWarning, ThinObjectWarning
 from paligemma_segcodec.resize import resize, resize_binary
 from paligemma_segcodec.segment import Segment, paste_mask
 from paligemma_segcodec.tokens import ParsedObject, _scan, check_label, format_object
@@ -29,6 +29,7 @@ __all__ = [
     "encode_prepared",
     "prepare_crop",
     "prepare_mask",
+    "widen_loc",
 ]
 
 
@@ -136,6 +137,7 @@ def encode_mask(
     *,
     label: str | None = None,
     codec: Codec | None = None,
+    min_loc_extent: int = 0,
 ) -> str:
     """One mask → PaliGemma's 4 ``<loc>`` + 16 ``<seg>`` tokens (+ ``" " + label``).
 
@@ -144,14 +146,75 @@ def encode_mask(
       box: normalized ``(y1, x1, y2, x2)``; None = the mask's tight box.
       label: appended after a space when given.
       codec: the codec to use; None = the shared default.
+      min_loc_extent: 0 (default) writes the reference's ``<loc>`` tokens, warning about a box thinner
+        than one ``<loc>`` step; 1 widens such a box by one bin (see `widen_loc`).
 
     Returns:
       e.g. ``"<loc0024><loc0002><loc1004><loc0963><seg057>…<seg012> water"``.
 
     Raises:
       ValueError / TypeError: see `prepare_mask`.
+
+    Warns:
+      ThinObjectWarning: the box rounds to ``y2 == y1`` or ``x2 == x1`` (with ``min_loc_extent=0``).
     """
-    return encode_masks([mask], None if box is None else [box], None if label is None else [label], codec=codec)[0]
+    return _encode_masks(
+        [mask], None if box is None else [box], None if label is None else [label], codec, min_loc_extent, 3
+    )[0]
+
+
+def widen_loc(loc: Sequence[int], min_loc_extent: int = 1) -> tuple[int, int, int, int]:
+    """Widens a ``<loc>`` box to at least ``min_loc_extent`` bins per side.
+
+    Per axis, where ``hi - lo < min_loc_extent``: ``hi = min(lo + min_loc_extent, 1023)``, then
+    ``lo = hi - min_loc_extent``. For 1: ``y2 = y1 + 1``, or ``y1 = 1022`` when ``y1 == y2 == 1023``;
+    the same for x. ``min_loc_extent=0`` returns ``loc`` unchanged (the reference's tokens).
+
+    Only the ``<loc>`` tokens change: the ``<seg>`` tokens are still computed from the crop of the
+    original box (`prepare_mask`, `crop_pixels`), so the decoder pastes that mask over a box at most
+    one bin (1/1023 of the side) larger. An answer with ``y2 == y1`` would not parse at all.
+
+    Examples:
+        >>> widen_loc((10, 20, 10, 30))
+        (10, 20, 11, 30)
+        >>> widen_loc((1023, 5, 1023, 5))
+        (1022, 5, 1023, 6)
+    """
+    k = _check_extent(min_loc_extent)
+    y1, x1, y2, x2 = (int(v) for v in loc)
+    if y2 - y1 < k:
+        y2 = min(y1 + k, LOC_MAX)
+        y1 = y2 - k
+    if x2 - x1 < k:
+        x2 = min(x1 + k, LOC_MAX)
+        x1 = x2 - k
+    return (y1, x1, y2, x2)
+
+
+def _check_extent(min_loc_extent: int) -> int:
+    if isinstance(min_loc_extent, bool) or not isinstance(min_loc_extent, (int, np.integer)):
+        raise TypeError(f"min_loc_extent must be an int, got {min_loc_extent!r}")
+    if not 0 <= min_loc_extent <= LOC_MAX:
+        raise ValueError(f"min_loc_extent must be in 0..{LOC_MAX}, got {min_loc_extent}")
+    return int(min_loc_extent)
+
+
+def _final_locs(
+    locs: Sequence[tuple[int, int, int, int]], min_loc_extent: int, stacklevel: int
+) -> list[tuple[int, int, int, int]]:
+    """Widens (``min_loc_extent > 0``) or warns about (0) each box thinner than one ``<loc>`` step."""
+    if min_loc_extent:
+        return [widen_loc(loc, min_loc_extent) for loc in locs]
+    for i, (y1, x1, y2, x2) in enumerate(locs):
+        if y2 <= y1 or x2 <= x1:
+            warnings.warn(
+                f"mask {i}: its box rounds to <loc> (y1, x1, y2, x2) = {(y1, x1, y2, x2)}, thinner than one <loc> "
+                "step (y2 == y1 or x2 == x1): these are the reference's tokens, but big_vision's evaluator and "
+                "decode_tokens(strict=True) reject the answer; pass min_loc_extent=1 to widen the box by one bin",
+                ThinObjectWarning,
+                stacklevel=stacklevel + 1,
+            )
+    return list(locs)
 
 
 def encode_masks(
@@ -160,20 +223,36 @@ def encode_masks(
     labels: Sequence[str | None] | None = None,
     *,
     codec: Codec | None = None,
+    min_loc_extent: int = 0,
 ) -> list[str]:
     """Many masks (any sizes) → one token string each, with batched device calls.
 
-    Identical to ``[encode_mask(m, b, label=l) for m, b, l in zip(masks, boxes, labels)]``.
+    Identical to ``[encode_mask(m, b, label=l) for m, b, l in zip(masks, boxes, labels)]``: a mask's
+    tokens do not depend on the rest of the batch (see `Codec.encode_indices`).
 
     Args:
       masks: a sequence of 2-D masks (see `encode_mask`); sizes may differ.
       boxes: None, or one box (or None for the tight box) per mask.
       labels: None, or one label (or None) per mask.
       codec: the codec to use; None = the shared default.
+      min_loc_extent: 0 (reference tokens, a `ThinObjectWarning` per box thinner than one ``<loc>``
+        step) or 1 (such boxes widened by one bin, see `widen_loc`).
 
     Raises:
       ValueError: mismatched lengths, or a bad mask/box (the message names its index).
     """
+    return _encode_masks(masks, boxes, labels, codec, min_loc_extent, 3)
+
+
+def _encode_masks(
+    masks: Sequence[npt.ArrayLike],
+    boxes: Sequence[Sequence[float] | None] | None,
+    labels: Sequence[str | None] | None,
+    codec: Codec | None,
+    min_loc_extent: int,
+    stacklevel: int,
+) -> list[str]:
+    _check_extent(min_loc_extent)
     if getattr(masks, "ndim", None) == 2:
         raise ValueError("masks must be a sequence of 2-D masks; for one mask use encode_mask")
     n = len(masks)
@@ -199,6 +278,7 @@ def encode_masks(
         start = stop
         locs += [p.loc for p in prepared]
     indices = [row for wait in waits for row in wait().tolist()]
+    locs = _final_locs(locs, min_loc_extent, stacklevel)
     return [
         format_object(loc, seg, None if labels is None else labels[i])
         for i, (loc, seg) in enumerate(zip(locs, indices, strict=True))
@@ -206,17 +286,26 @@ def encode_masks(
 
 
 def encode_prepared(
-    prepared: Sequence[PreparedMask], labels: Sequence[str | None] | None = None, *, codec: Codec | None = None
+    prepared: Sequence[PreparedMask],
+    labels: Sequence[str | None] | None = None,
+    *,
+    codec: Codec | None = None,
+    min_loc_extent: int = 0,
 ) -> list[str]:
-    """Prepared masks (see `prepare_mask`) → token strings, in one batched `Codec.encode_indices` call."""
+    """Prepared masks (see `prepare_mask`) → token strings, in one batched `Codec.encode_indices` call.
+
+    ``min_loc_extent``: as in `encode_masks` (the `ThinObjectWarning` names the index in ``prepared``).
+    """
+    _check_extent(min_loc_extent)
     if not prepared:
         return []
     codec = codec or default_codec()
     indices = codec.encode_indices(np.stack([p.mask64 for p in prepared])).tolist()
+    locs = _final_locs([p.loc for p in prepared], min_loc_extent, 2)
     out = []
-    for i, (p, seg) in enumerate(zip(prepared, indices, strict=True)):
+    for i, (loc, seg) in enumerate(zip(locs, indices, strict=True)):
         label = None if labels is None else labels[i]
-        out.append(format_object(p.loc, seg, label))
+        out.append(format_object(loc, seg, label))
     return out
 
 
