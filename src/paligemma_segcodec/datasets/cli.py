@@ -548,6 +548,12 @@ def eval_(
             with atomic_write(json_out, guard=guard) as f:
                 f.write(json.dumps(metrics, indent=2) + "\n")
     click.echo(json.dumps(metrics, indent=2))
+    errors = [p for p in report.skipped if p.severity == "error"]
+    for p in report.skipped:
+        click.echo(f"{'skipped' if p.severity == 'error' else 'warning'}: {p.file}: {p.reason}", err=True)
+    if errors:
+        click.echo(f"{len(errors)} ground-truth item(s) could not be used (listed above); exit 1", err=True)
+        raise SystemExit(1)
 
 
 @main.command()

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from paligemma_segcodec.datasets.files import IMAGE_EXTENSIONS, Problem, unreadable
 from paligemma_segcodec.errors import SkippedObjectWarning
 from paligemma_segcodec.maskio import binarize, read_mask_values
 from paligemma_segcodec.safeio import atomic_write
@@ -53,7 +54,10 @@ class ImageScore:
 
 @dataclass
 class EvalReport:
+    """Per-image scores, and the ground-truth files or records that could not be used."""
+
     scores: list[ImageScore] = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)
 
     def metrics(self) -> dict[str, float]:
         if not self.scores:
@@ -161,12 +165,19 @@ def score_image(image: str, text: str | None, gt: npt.NDArray[np.bool_], *, code
     return ImageScore(image, iou, box_iou, inter, union, len(segs), n_gt, invalid, len(parsed.skipped))
 
 
-def _gt_from_masks(masks_dir: Path, threshold: int) -> Iterator[tuple[str, npt.NDArray[np.bool_]]]:
-    from paligemma_segcodec.datasets.files import IMAGE_EXTENSIONS
-
+def _gt_from_masks(
+    masks_dir: Path, threshold: int, skipped: list[Problem]
+) -> Iterator[tuple[str, npt.NDArray[np.bool_]]]:
+    """Each mask file's pixels; an unreadable or special file (FIFO, folder, broken link) goes to
+    ``skipped`` and is never opened for a blocking read."""
     for p in sorted(masks_dir.iterdir()):
-        if p.suffix.lower() in IMAGE_EXTENSIONS:
-            yield p.stem, binarize(read_mask_values(p), threshold)
+        if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."):
+            try:
+                values = read_mask_values(p)
+            except (OSError, ValueError) as err:
+                skipped.append(unreadable("mask", str(p), err))
+                continue
+            yield p.stem, binarize(values, threshold)
 
 
 def _gt_from_coco(annotations: Path) -> Iterator[tuple[str, npt.NDArray[np.bool_]]]:
@@ -208,18 +219,34 @@ def evaluate(
     """Scores predictions (image name → answer text) against a masks folder or a COCO file.
 
     Images are matched by file stem; every ground-truth image is scored (a missing prediction is
-    invalid). Predictions for images without ground truth raise ValueError (naming them).
+    invalid). Predictions for images without ground truth raise ValueError (naming them), unless
+    some ground truth could not be used: unreadable or special mask files and refused COCO records
+    are listed in ``EvalReport.skipped`` (never opened for a blocking read), and then so are the
+    predictions left without ground truth.
     """
     if (masks_dir is None) == (coco is None):
         raise ValueError("give exactly one of masks_dir or coco")
-    gt = _gt_from_masks(Path(masks_dir), threshold) if masks_dir is not None else _gt_from_coco(Path(str(coco)))
-    by_stem = {Path(k).stem: v for k, v in predictions.items()}
     report = EvalReport()
+    by_stem = {Path(k).stem: v for k, v in predictions.items()}
     seen = set()
-    for stem, mask in gt:
-        seen.add(stem)
-        report.scores.append(score_image(stem, by_stem.get(stem), mask, codec=codec))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        gt = (
+            _gt_from_masks(Path(masks_dir), threshold, report.skipped)
+            if masks_dir is not None
+            else _gt_from_coco(Path(str(coco)))
+        )
+        for stem, mask in gt:
+            seen.add(stem)
+            report.scores.append(score_image(stem, by_stem.get(stem), mask, codec=codec))
+    for w in caught:
+        if issubclass(w.category, SkippedObjectWarning):
+            warnings.warn(w.message, w.category, stacklevel=2)  # the answers' own warnings: passed on
+        else:
+            report.skipped.append(Problem(str(coco if coco is not None else masks_dir), str(w.message)))
     extra = sorted(set(by_stem) - seen)
-    if extra:
+    if extra and not report.skipped:
         raise ValueError(f"{len(extra)} prediction(s) have no ground truth, e.g. {extra[:3]}")
+    for stem in extra:  # most likely the ground truth that was skipped: listed, not fatal
+        report.skipped.append(Problem(stem, "prediction without usable ground truth (not scored)", "warning"))
     return report
