@@ -21,7 +21,7 @@ import numpy.typing as npt
 from PIL import Image, ImageDraw
 
 from paligemma_segcodec.datasets.files import Instances, MaskObject, Problem, extract_objects, match_pairs, unreadable
-from paligemma_segcodec.maskio import read_mask_values
+from paligemma_segcodec.maskio import read_image, read_mask_values
 from paligemma_segcodec.safeio import atomic_write
 from paligemma_segcodec.segment import paste_mask_in_box
 
@@ -291,16 +291,10 @@ def contact_sheet(
 
 def _load_image(path: Path) -> Image.Image | None:
     """The decoded image (the caller closes it), or None when it cannot be read."""
-    try:
-        im = Image.open(path)
+    try:  # a regular file only (a FIFO never blocks), within Pillow's decompression-bomb limit
+        return read_image(path)
     except Exception:
         return None
-    try:
-        im.load()
-    except Exception:
-        im.close()
-        return None
-    return im
 
 
 def _crop(im: Image.Image | None, box: tuple[float, float, float, float]) -> Image.Image | None:
