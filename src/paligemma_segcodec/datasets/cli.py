@@ -63,6 +63,13 @@ def _threshold(fn: Any) -> Any:
     "--output", type=click.Path(path_type=Path), required=True, help="Output JSONL (errors: OUT.errors.jsonl), or DIR."
 )
 @click.option(
+    "--errors",
+    "errors_file",
+    type=OUTFILE,
+    default=None,
+    help="Where to write the list of skipped items and warnings (default: OUT.errors.jsonl).",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["jsonl", "hf"]),
@@ -113,6 +120,7 @@ def convert(
     label: str | None,
     classes: dict[int, str] | None,
     output: Path,
+    errors_file: Path | None,
     fmt: str,
     threshold: int,
     instances: str,
@@ -150,7 +158,7 @@ def convert(
     jsonl = output.with_name(output.name + ".jsonl") if fmt == "hf" else output
     split_files = [(f"{n}.jsonl (--split)", jsonl.parent / f"{n}.jsonl") for n in ("train", "val")]
     guard = guard_outputs(
-        [("--output", jsonl), ("the errors list", errors_path(jsonl))]
+        [("--output", jsonl), ("--errors", errors_file or errors_path(jsonl))]
         + (split_files if split is not None or train_list or val_list else []),
         [coco, train_list, val_list, checkpoint],
         [images, masks],
@@ -174,6 +182,7 @@ def convert(
         "batch_size": batch_size,
         "progress": progress,
         "guard": guard,
+        "errors_file": errors_file,
     }
     with user_errors():
         codec = codec_for(checkpoint)

@@ -89,6 +89,7 @@ class ConvertReport:
     warnings: list[Problem] = field(default_factory=list)
     seconds: float = 0.0
     splits: dict[str, int] = field(default_factory=dict)
+    errors_file: Path | None = None  # where the errors list went (default: `errors_path` of output)
 
     @property
     def ok(self) -> bool:
@@ -105,12 +106,13 @@ class ConvertReport:
             lines.append(
                 f"dropped {self.dropped_small} components smaller than --min-area or thinner than one <loc> step"
             )
+        errors_file = self.errors_file or errors_path(self.output)
         if self.skipped:
             reasons = Counter(_kind(p.reason) for p in self.skipped)
-            lines.append(f"skipped {len(self.skipped)} item(s), listed in {errors_path(self.output)}:")
+            lines.append(f"skipped {len(self.skipped)} item(s), listed in {errors_file}:")
             lines += [f"  {n} x {r}" for r, n in reasons.most_common()]
         if self.warnings:
-            lines.append(f"{len(self.warnings)} warning(s), also in {errors_path(self.output)}:")
+            lines.append(f"{len(self.warnings)} warning(s), also in {errors_file}:")
             lines += [f"  {p.file}: {p.reason}" for p in self.warnings[:5]]
             lines += [f"  … and {len(self.warnings) - 5} more"] if len(self.warnings) > 5 else []
         return "\n".join(lines)
@@ -231,6 +233,7 @@ def write_examples(
     dropped_small: int = 0,
     guard: InputGuard | None = None,
     min_loc_extent: int = 0,
+    errors_file: str | os.PathLike[str] | None = None,
 ) -> ConvertReport:
     """Encodes examples in batches and writes ``output`` (+ ``OUT.errors.jsonl``, train/val files).
 
@@ -238,7 +241,8 @@ def write_examples(
     ``image_size``: write ``size × size`` resized copies there instead (tokens are normalized, so
     they do not change); ``guard``: the run's inputs, which no output may replace;
     ``min_loc_extent``: 1 widens boxes thinner than one ``<loc>`` step by one bin (see
-    `paligemma_segcodec.api.encode_masks`).
+    `paligemma_segcodec.api.encode_masks`); ``errors_file``: where the errors list goes (default
+    ``OUT.errors.jsonl``, see `errors_path`).
 
     Outputs are atomic (see `paligemma_segcodec.safeio.atomic_write`): until the run completes the
     previous files (if any) stay as they were; ``OUT.errors.jsonl`` is always rewritten (empty
@@ -260,7 +264,8 @@ def write_examples(
             for name in ("train", "val"):
                 files[name] = stack.enter_context(atomic_write(out.parent / f"{name}.jsonl", guard=guard))
                 report.splits[name] = 0
-        errors = stack.enter_context(atomic_write(errors_path(out), guard=guard))
+        report.errors_file = Path(errors_file) if errors_file is not None else errors_path(out)
+        errors = stack.enter_context(atomic_write(report.errors_file, guard=guard))
 
         def flush() -> None:
             objects = [o for ex in pending for o in ex.objects]
