@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from paligemma_segcodec.api import encode_mask, encode_masks
 from paligemma_segcodec.checkpoint import read_checkpoint
-from paligemma_segcodec.codec import Codec, _quantize_settle_ties
+from paligemma_segcodec.codec import Codec, _quantize_settle_ties, _spread
 from paligemma_segcodec.model import Encoder
 from paligemma_segcodec.model_numpy import distances_f64, encode_latents_f64
 
@@ -143,7 +143,7 @@ def test_crafted_ties_same_every_way(tmp_path: Path, kind: str, size: float, flo
 def test_tie_rule(second: tuple[float, ...], index: int, float64: bool) -> None:
     z = jnp.zeros((1, 4), jnp.float32)
     book = jnp.asarray([(1.0, 0.0, 0.0, 0.0), second, (5.0, 5.0, 5.0, 5.0)], jnp.float32)
-    indices, fallback = _quantize_settle_ties(z, book)
+    indices, fallback = _quantize_settle_ties(z, book, jnp.asarray(_spread(np.asarray(book))))
     assert (int(indices[0]), bool(fallback[0])) == (index, float64)
 
 

@@ -92,7 +92,7 @@ class Codec:
         self.max_batch = int(max_batch or _default_max_batch())
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
-        self._params: Params = jax.device_put(params)
+        self._params: Params = jax.device_put({**params, "codebook_spread": _spread(checkpoint.codebook)})
         self._encoder_layers = checkpoint.encoder  # for the float64 near-tie path
         self._codebook = checkpoint.codebook
         backend = jax.default_backend()
@@ -132,7 +132,9 @@ class Codec:
         then 1 where that input had a value outside [0, 1] or a NaN/inf (checked here, on the device,
         instead of in extra NumPy passes)."""
         z: jax.Array = encoder.apply({"params": params["encoder"]}, masks)  # type: ignore[assignment]
-        indices, near = _quantize_settle_ties(z.reshape(z.shape[0], -1, z.shape[-1]), params["codebook"])
+        indices, near = _quantize_settle_ties(
+            z.reshape(z.shape[0], -1, z.shape[-1]), params["codebook"], params["codebook_spread"]
+        )
         flat = masks.reshape(masks.shape[0], -1)
         ok = jnp.all(jnp.isfinite(flat) & (flat >= -_RANGE_SLACK) & (flat <= 1 + _RANGE_SLACK), axis=1)
         return jnp.concatenate([indices, near.astype(jnp.int32), (~ok).astype(jnp.int32)[:, None]], axis=1)
@@ -271,10 +273,11 @@ class Codec:
         return self._dispatch(fn, idx.astype(np.int32), (MASK_SIZE, MASK_SIZE), np.float32)()
 
 
-def _quantize_settle_ties(z: jax.Array, codebook: jax.Array) -> tuple[jax.Array, jax.Array]:
+def _quantize_settle_ties(z: jax.Array, codebook: jax.Array, spread: jax.Array) -> tuple[jax.Array, jax.Array]:
     """`paligemma_segcodec.model.quantize` (same formula, same argmin) with near ties settled.
 
     ``z`` ``[..., D]`` → (int32 indices ``[...]``, bool ``[...]``: the host must take the float64 argmin).
+    ``spread``: ``(K, K)`` distances ``|e_i - e_j|`` between codebook entries (`_spread`).
     Outside the `TIE_EPSILON` window the float32 argmin is the float64 one. Inside it (best ``a``,
     second ``b``), the sign of the accurate ``d_b - d_a`` picks between them, unless it is within
     `GAP_EPSILON` of zero or a third entry is in the window too (then the float64 fallback is flagged).
@@ -285,23 +288,28 @@ def _quantize_settle_ties(z: jax.Array, codebook: jax.Array) -> tuple[jax.Array,
     dist = zz[..., None] - 2.0 * dots + ee
     entries = jnp.arange(dist.shape[-1])
     a = jnp.argmin(dist, axis=-1).astype(jnp.int32)
+    d_a = jnp.min(dist, axis=-1)
     rest = jnp.where(entries == a[..., None], jnp.inf, dist)
     b = jnp.argmin(rest, axis=-1).astype(jnp.int32)
+    d_b = jnp.min(rest, axis=-1)
     third = jnp.min(jnp.where(entries == b[..., None], jnp.inf, rest), axis=-1)
-    d_a = jnp.take_along_axis(dist, a[..., None], axis=-1)[..., 0]
-    d_b = jnp.take_along_axis(rest, b[..., None], axis=-1)[..., 0]
     window = TIE_EPSILON * (zz + ee[a])
     near = (d_b - d_a) < window
     e_a, e_b = codebook[a], codebook[b]
-    gap = jnp.sum((e_b - e_a) * (e_a + e_b - 2.0 * z), axis=-1)  # = d_b - d_a without cancellation
-    norm = jnp.linalg.norm
+    v = e_a + e_b - 2.0 * z
+    gap = jnp.sum((e_b - e_a) * v, axis=-1)  # = d_b - d_a without cancellation
     # <=: identical entries (gap and scale 0) go to float64 too
-    unsure = jnp.abs(gap) <= GAP_EPSILON * norm(e_a - e_b, axis=-1) * (
-        norm(e_a + e_b - 2.0 * z, axis=-1) + norm(z, axis=-1)
-    )
+    unsure = jnp.abs(gap) <= GAP_EPSILON * spread[a, b] * (jnp.sqrt(jnp.sum(v * v, axis=-1)) + jnp.sqrt(zz))
     indices = jnp.where(near & (gap < 0), b, a)
     fallback = near & (unsure | ((third - d_a) < window))
     return indices, fallback
+
+
+def _spread(codebook: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """``(K, K)`` float32 ``|e_i - e_j|`` (computed in float64) for `_quantize_settle_ties`."""
+    e = codebook.astype(np.float64)
+    spread: npt.NDArray[np.float32] = np.sqrt(np.sum((e[:, None, :] - e[None, :, :]) ** 2, axis=-1)).astype(np.float32)
+    return spread
 
 
 def _raise_bad_values(x: npt.NDArray[np.float32]) -> None:
