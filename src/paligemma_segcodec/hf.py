@@ -30,9 +30,30 @@ def _datasets() -> Any:
 
 
 def jsonl_to_dataset(jsonl: str | os.PathLike[str], images_dir: str | os.PathLike[str]) -> Any:
-    """Converted JSONL + images folder → ``datasets.Dataset`` (``image`` as an ``Image`` feature)."""
+    """Converted JSONL + images folder → ``datasets.Dataset`` (``image`` as an ``Image`` feature).
+
+    Raises:
+      ValueError: a line that is not a JSON object with string ``image``, ``prefix`` and ``suffix``
+        (``FILE:LINE``), or an ``image`` name that leads outside ``images_dir``
+        (`paligemma_segcodec.errors.UnsafePathError`).
+    """
+    from paligemma_segcodec.safeio import open_regular, resolve_under
+
     datasets = _datasets()
-    rows = [json.loads(line) for line in Path(jsonl).read_text(encoding="utf-8").splitlines() if line.strip()]
+    with open_regular(jsonl) as f:
+        text = f.read().decode("utf-8")
+    rows = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{jsonl}:{n}: not JSON ({err})") from None
+        if not isinstance(row, dict) or not all(isinstance(row.get(k), str) for k in ("image", "prefix", "suffix")):
+            raise ValueError(f"{jsonl}:{n}: need a JSON object with string fields 'image', 'prefix', 'suffix'")
+        resolve_under(images_dir, row["image"], what=f"{jsonl}:{n}: image")
+        rows.append(row)
     images_dir = Path(images_dir)
     features = datasets.Features(
         {"image": datasets.Image(), "prefix": datasets.Value("string"), "suffix": datasets.Value("string")}
