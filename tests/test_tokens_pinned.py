@@ -7,18 +7,36 @@ how the parser finds it: a defect's offset is pinned where the docstring says wh
 token, or the object for an empty box) and only bounded to the object otherwise; quoted junk is not
 pinned past 20 characters.
 
-Equivalent mutants (mutmut 3 names, ``paligemma_segcodec.tokens.x_<function>__mutmut_<n>``, as
-numbered on the tokens.py of this commit): no test can kill them.
+Equivalent mutants (mutmut 3.8 names, ``paligemma_segcodec.tokens.x_<function>__mutmut_<n>``, as
+numbered on the tokens.py of this commit, with `_parse_span` / `_diagnose` / `_scan`): no test can
+kill them. Re-check this list when tokens.py changes (docs/contributing.md has the recipe).
 
 - ``format_object`` 7, 8, 9 (``1 <= k``, ``0 < k``, ``k < LOC_MAX`` in the all-in-range check) and
   21, 22, 23 (the same for seg): that check is only a fast path; when it fails, the loop that
   follows calls `loc_token` / `seg_token` on every value, which raise only for a value that is
-  really out of range, and then the text is built the same way.
+  really out of range, and the text is then built the same way.
+- ``_parse_span`` 27, 28 (``y1`` / ``x1`` left out of the fast path's ``max(...) <= LOC_MAX``): the
+  same line requires ``y2 > y1`` and ``x2 > x1``, so ``y1`` / ``x1`` above 1023 fail it anyway.
+- ``_parse_span`` 1 (``diagnose`` defaults to False): every caller passes it.
+- ``_parse_span`` 51 (diagnose even when counting), 53 (``index=None`` into `_diagnose`) and
+  ``_scan`` 73 (diagnose always), 81 (``or`` in "keep this skipped one"): when counting, a
+  diagnosis is computed and then dropped; `_diagnose` uses ``index`` only for a ParsedObject.
+- ``_diagnose`` 92..104 (every argument of its final ``ParsedObject(...)``), 49 (``segs`` holds
+  None): unreachable. `_diagnose` runs only after the fast-path regex ``_OBJECT_RE`` failed, and
+  every well-formed object matches that regex (its regex whitespace is exactly `str.isspace`, the
+  whitespace `_diagnose` skips: checked over all code points), so `_diagnose` always finds a defect.
+- ``_diagnose`` 11 (token regex without ``end``): a ``<loc…>`` / ``<seg…>`` token cannot straddle
+  the end of an object, which is followed by ``;``, whitespace, ``<eos>`` / ``<pad>`` or nothing.
+- ``_diagnose`` 82 (``_NO_LOC if not locs and False else f"… got {len(locs)}"``): the same string.
+- ``_scan`` 33, 41 (``_FOUR_LOCS_RE.match`` / ``_BEFORE_FOUR_LOCS_RE.search`` without an end):
+  four loc tokens cannot run over a ``;``, and nothing after the body's end holds a ``;``.
+- ``_scan`` 53, 54, 59, 60 (the prose shortcut's ``text[cs] != "<"`` turned into ``== "<"`` or
+  ``!= "XX<XX"``; its bracket search without ``ce``): they only take the shortcut less often, or
+  when there is no ``<`` in the object anyway, and `_diagnose` reports prose the same way
+  (offset of the object, "expected 4 loc tokens, got 0").
 
-Not pinned on purpose (killable, but the brief asks not to pin them):
-
-- ``_parse_one`` / ``_quote``: quoted junk or tokens cut to 21 instead of 20 characters; the exact
-  cut of a junk message is an incidental detail of the reason text.
+Not pinned on purpose (killable, but the brief asks not to pin them): quoted junk or tokens cut to
+21 instead of 20 characters; the exact cut of a junk message is an incidental detail.
 """
 
 from __future__ import annotations
