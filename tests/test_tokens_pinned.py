@@ -409,10 +409,9 @@ def test_near_valid_answers(answer: tuple[str, list[tuple[int, int, int, ParsedO
         assert parse_objects(text, strict=True) == result
 
 
-_scan = getattr(tokens, "_scan", None)  # the private parser behind decode_tokens' warning summary
+_scan = tokens._scan  # the private parser behind decode_tokens' warning summary
 
 
-@pytest.mark.skipif(_scan is None, reason="this tokens.py has no _scan")
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(near_valid_answers(max_objects=8), st.integers(0, 3))
 def test_scan_keeping_a_few_skipped_objects_agrees_with_parse_objects(
@@ -421,7 +420,7 @@ def test_scan_keeping_a_few_skipped_objects_agrees_with_parse_objects(
     """Counting the skipped objects past the first ``keep`` (without diagnosing them) changes nothing else."""
     text, _ = answer
     full = parse_objects(text)
-    objects, skipped, n_skipped = _scan(text, strict=False, keep=keep)  # type: ignore[misc]
+    objects, skipped, n_skipped = _scan(text, strict=False, keep=keep)
     assert objects == full.objects
     assert skipped == full.skipped[:keep]
     assert n_skipped == len(full.skipped)
