@@ -708,7 +708,7 @@ PLANTED = {  # stem: (folder of the fault, kind); the other folder gets a good p
 }
 
 
-AUDIT_UNREAD = ("water_body_9006", "water_body_9008")  # bad images audit does not read (see its xfail)
+AUDIT_UNREAD = ("water_body_9006", "water_body_9008")  # bad images: audit opens them to check them
 
 
 def planted_name(stem: str) -> str:
@@ -861,8 +861,6 @@ def test_signal_mid_convert_keeps_previous_output(big: Path, tmp_path: Path, sig
                 proc.kill()
                 proc.wait()
     r = subprocess.CompletedProcess(cmd, rc, (tmp_path / "stdout").read_text(), (tmp_path / "stderr").read_text())
-    if rc == 0 and "Exception ignored in" in r.stderr:  # the race pinned by test_signal_during_gc_callback
-        pytest.xfail("BUG: the signal landed in a gc callback and was swallowed; the run finished (exit 0)")
     line = assert_one_error(r, code, signal.Signals(sig).name)
     assert "kept" in line or "unchanged" in line, describe(r)
     assert (out / "out.jsonl").read_bytes() == PREVIOUS
@@ -885,13 +883,6 @@ def fill_up(path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a SIGINT/SIGTERM whose Python handler runs inside a gc callback (JAX's _xla_gc_callback runs on "
-    "every collection) raises KeyboardInterrupt/Terminated there, where Python prints 'Exception ignored … "
-    "Traceback' and drops it: the run goes on, replaces out.jsonl and exits 0 (seen in about 1 of 3 real "
-    "Ctrl-Cs of a --batch-size 1 convert)",
-)
 def test_signal_during_gc_callback_still_stops_the_run(heavy_runs: dict[str, Case], sig: int, code: int) -> None:
     case = heavy_runs[f"signal-in-gc-{signal.Signals(sig).name}"]
     assert_one_error(case.r, code, signal.Signals(sig).name)
@@ -937,11 +928,6 @@ def test_full_disk_convert_keeps_previous_output(heavy_runs: dict[str, Case]) ->
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: write_examples commits OUT.errors.jsonl (its atomic_write is entered last, so exits first) "
-    "before OUT.jsonl fails to flush: a failed run (ENOSPC) replaces the previous errors list",
-)
 def test_full_disk_convert_keeps_previous_errors_list(heavy_runs: dict[str, Case]) -> None:
     case = heavy_runs["enospc-convert"]
     assert case.r.returncode == 1, describe(case.r)
@@ -958,11 +944,6 @@ def test_full_disk_keeps_previous_output(fast_runs: dict[str, Case], name: str) 
     assert_unchanged(case.before)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a failed write's one line is only '[Errno 28] No space left on device': it names no file "
-    "(user_errors keeps str(err); atomic_write's OSError carries no path)",
-)
 def test_full_disk_error_names_the_output(fast_runs: dict[str, Case]) -> None:
     case = fast_runs["enospc-export"]
     assert "c.json" in assert_one_error(case.r, 1, "No space left")
@@ -990,12 +971,6 @@ def test_stale_errors_list_replaced_and_reruns_identical(heavy_runs: dict[str, C
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _place_image resolves the destination with resolve_under(OUT/images, name), which follows the "
-    "symlink the first --link-images run left there, out of OUT/images: 'resolves outside its folder', every "
-    "image is skipped and out.jsonl is replaced by an empty file (exit 1)",
-)
 def test_link_images_rerun_is_identical(heavy_runs: dict[str, Case]) -> None:
     case = heavy_runs["link-reruns"]
     first, second = case.results[:2]
@@ -1007,12 +982,6 @@ def test_link_images_rerun_is_identical(heavy_runs: dict[str, Case]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: after --link-images, --image-size into the same output folder refuses every image: the link "
-    "OUT/images/NAME resolves outside OUT/images (resolve_under) and is 'the same file' as the source "
-    "(_place_image's samefile check), though writing the resized copy would only replace the link",
-)
 def test_image_size_after_link_images_replaces_the_links(heavy_runs: dict[str, Case]) -> None:
     case = heavy_runs["link-reruns"]
     r = case.results[2]
@@ -1036,11 +1005,6 @@ def test_link_images_reruns_never_touch_sources(heavy_runs: dict[str, Case]) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: safeio.atomic_write creates outputs with mkstemp's mode 0600, ignoring the umask "
-    "(open() gives 0644): out.jsonl, metrics, overlays become private to their owner",
-)
 def test_outputs_follow_the_umask(heavy_runs: dict[str, Case]) -> None:
     umask = os.umask(0)
     os.umask(umask)
@@ -1106,11 +1070,6 @@ def test_untrusted_prediction_paths_are_refused_and_never_read(fast_runs: dict[s
     assert not temporaries(case.root)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: show's summary counts len(jobs) - len(skipped), but refused names never became jobs: "
-    "'wrote -5 image(s)' when 2 were drawn and 7 names refused",
-)
 def test_show_counts_what_it_drew(fast_runs: dict[str, Case]) -> None:
     assert "wrote 2 image(s)" in fast_runs["untrusted-show"].r.stderr
 
@@ -1134,21 +1093,14 @@ def test_convert_lint_audit_list_a_bad_file_and_go_on(heavy_runs: dict[str, Case
     assert lint.returncode == 1 and "Traceback" not in lint.stderr, describe(lint)
     found = json.loads((case.root / "lint.json").read_text())["problems"]
     assert any(Path(p["file"]).name == name for p in found), f"{name} not found by lint: {found}"
-    assert audit.returncode in (0, 1) and "Traceback" not in audit.stderr, describe(audit)
-    if stem not in AUDIT_UNREAD:
-        assert any(line.startswith("skipped") and name in line for line in audit.stderr.splitlines()), describe(audit)
+    assert audit.returncode == 1 and "Traceback" not in audit.stderr, describe(audit)
+    assert any(line.startswith("skipped") and name in line for line in audit.stderr.splitlines()), describe(audit)
     assert (case.root / "audit" / "audit.csv").is_file()
     assert_unchanged(case.before)
     assert not temporaries(case.root)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: audit never opens the images of its pairs (only a worst.png row does, and _load_image turns a "
-    "failure into a blank cell): a decompression bomb or an empty file in --images is audited as a good pair, "
-    "unlisted; convert and lint list both",
-)
 def test_audit_lists_unreadable_images(heavy_runs: dict[str, Case]) -> None:
     audit = heavy_runs["faulty"].results[2]
     skipped = [line for line in audit.stderr.splitlines() if line.startswith("skipped")]
@@ -1157,11 +1109,6 @@ def test_audit_lists_unreadable_images(heavy_runs: dict[str, Case]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: audit lists skipped pairs ('skipped FILE: reason') but exits 0; the rule is exit 1 when a bad "
-    "input was skipped (as convert, lint, show, export do)",
-)
 def test_audit_exits_1_when_it_skipped_inputs(heavy_runs: dict[str, Case]) -> None:
     assert heavy_runs["faulty"].results[2].returncode == 1
 
@@ -1234,11 +1181,6 @@ def test_debug_shows_the_traceback(fast_runs: dict[str, Case], name: str, traceb
     assert ("Traceback (most recent call last)" in r.stderr) is traceback, describe(r)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: 'python -m paligemma_segcodec.cli convert|lint|…' says \"No such command\": run as __main__, "
-    "cli.py's group is a second module object, and datasets/cli.py registers its commands on the imported one",
-)
 def test_python_dash_m_has_every_command(fast_runs: dict[str, Case]) -> None:
     r = fast_runs["python-dash-m"].r
     assert r.returncode == 0, describe(r)

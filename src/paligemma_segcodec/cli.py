@@ -40,16 +40,15 @@ EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 
 
-class Terminated(BaseException):
-    """Raised in the main thread by SIGTERM (or SIGHUP), so that cleanup runs as for Ctrl-C."""
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    """SIGINT / SIGTERM / SIGHUP: record the stop (checked again before every output is committed,
+    in case this exception is swallowed, e.g. inside a gc callback) and unwind like Ctrl-C."""
+    from paligemma_segcodec.safeio import Interrupted, request_stop
 
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated(signum)
+    request_stop(signum)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise Interrupted(signum)
 
 
 class RegularFile(click.Path):
@@ -67,6 +66,20 @@ class RegularFile(click.Path):
         except OSError as err:
             self.fail(f"{os.fspath(path)!r}: {err.strerror or err}", param, ctx)
         return path
+
+
+def _quiet_stop_hook(default: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``sys.unraisablehook`` that drops the Ctrl-C / SIGTERM exception of a signal handler that ran
+    where Python cannot raise (a gc callback, a finalizer): the stop is recorded anyway
+    (`paligemma_segcodec.safeio.request_stop`) and the run ends at its next check."""
+    from paligemma_segcodec.safeio import Interrupted
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, (KeyboardInterrupt, Interrupted)):
+            return
+        default(unraisable)
+
+    return hook
 
 
 def _kept_line() -> str:
@@ -101,15 +114,27 @@ class SegcodecGroup(click.Group):
         if "--debug" in argv[:end]:  # accepted anywhere before "--", for every command
             argv = [a for i, a in enumerate(argv) if not (a == "--debug" and i < end)]
             debug = True
+        from paligemma_segcodec.safeio import clear_stop, stop_requested
+
         main_thread = threading.current_thread() is threading.main_thread()
         previous = {}
+        clear_stop()
+        unraisable = sys.unraisablehook
+        sys.unraisablehook = _quiet_stop_hook(unraisable)
         if main_thread:
-            for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
                 if sig is not None:
-                    previous[sig] = signal.signal(sig, _raise_terminated)
+                    previous[sig] = signal.signal(sig, _on_signal)
         try:
             code = self._run(argv, prog_name, complete_var, debug, **extra)
+            signum = stop_requested()
+            if signum and code not in (EXIT_SIGINT, EXIT_SIGTERM, 128 + signum):
+                # the signal's exception was swallowed somewhere; no output was committed after it
+                name = signal.Signals(signum).name
+                click.echo(f"Error: interrupted ({name}): {_kept_line()}", err=True)
+                code = EXIT_SIGINT if signum == signal.SIGINT else 128 + signum
         finally:
+            sys.unraisablehook = unraisable
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         if standalone_mode:
@@ -117,6 +142,8 @@ class SegcodecGroup(click.Group):
         return code
 
     def _run(self, argv: list[str], prog_name: str | None, complete_var: str | None, debug: bool, **extra: Any) -> int:
+        from paligemma_segcodec.safeio import Interrupted
+
         def fail(code: int, message: str) -> int:
             if debug:
                 traceback.print_exc()
@@ -144,10 +171,9 @@ class SegcodecGroup(click.Group):
             return fail(err.exit_code, err.format_message())
         except (KeyboardInterrupt, click.Abort):
             return fail(EXIT_SIGINT, f"interrupted (SIGINT): {_kept_line()}")
-        except Terminated as err:
+        except Interrupted as err:
             name = signal.Signals(err.signum).name
-            code = EXIT_SIGTERM if err.signum == signal.SIGTERM else 128 + err.signum
-            return fail(code, f"terminated ({name}): {_kept_line()}")
+            return fail(128 + err.signum, f"terminated ({name}): {_kept_line()}")
         except MemoryError:
             return fail(EXIT_INPUT, f"out of memory; {_kept_line()}")
         except (CheckpointNotFoundError, CheckpointError, ValueError, OSError) as err:
@@ -406,4 +432,8 @@ def bench(
 from paligemma_segcodec.datasets import cli as _datasets_cli  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # `python -m paligemma_segcodec.cli`: run the package module's group, on which the dataset
+    # commands registered themselves (this file also runs as a second module named __main__).
+    from paligemma_segcodec.cli import main as _main
+
+    _main()

@@ -28,20 +28,81 @@ from typing import IO, Any, BinaryIO
 from paligemma_segcodec.errors import NotARegularFileError, OutputOverInputError, UnsafePathError
 
 __all__ = [
+    "AtomicFiles",
     "InputGuard",
+    "Interrupted",
     "atomic_symlink",
     "atomic_write",
     "check_regular",
+    "check_stop",
+    "clear_stop",
     "committed_files",
     "copy_file",
     "describe_special",
     "open_regular",
+    "request_stop",
     "resolve_under",
+    "stop_requested",
 ]
 
 # Files committed (renamed into place) by `atomic_write` in this process, in order: what an
 # interrupted CLI run reports as kept.
 _COMMITTED: list[Path] = []
+# The signal a stop was requested with (SIGINT, SIGTERM), or 0. A signal handler's exception can
+# be swallowed (Python drops exceptions raised inside a gc callback), so the request is also kept
+# here and checked before every commit: after a stop request no output replaces a previous one.
+_STOP = [0]
+
+
+class Interrupted(BaseException):
+    """A stop was requested by a signal (SIGTERM, SIGHUP; SIGINT raises ``KeyboardInterrupt``)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def request_stop(signum: int) -> None:
+    """Records that the process was asked to stop (called by the CLI's signal handlers)."""
+    _STOP[0] = signum
+
+
+def stop_requested() -> int:
+    """The signal a stop was requested with, or 0."""
+    return _STOP[0]
+
+
+def clear_stop() -> None:
+    """Forgets a stop request (the CLI calls it when a command starts)."""
+    _STOP[0] = 0
+
+
+def check_stop() -> None:
+    """Raises ``KeyboardInterrupt`` / `Interrupted` when a stop was requested (long loops call it
+    between items, so a signal whose exception was swallowed still ends the run soon)."""
+    signum = _STOP[0]
+    if signum:
+        import signal
+
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Interrupted(signum)
+
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EIO, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _named(err: OSError, path: Path) -> OSError:
+    """A write error that names the output (``No space left on device writing out.jsonl``)."""
+    if err.errno in _WRITE_ERRNOS and not err.filename:
+        return OSError(err.errno, f"{err.strerror or err} writing {path}", os.fspath(path))
+    return err
+
+
+def _default_mode() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def committed_files() -> list[Path]:
@@ -114,12 +175,17 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
         raise
 
 
-def resolve_under(root: str | os.PathLike[str], name: object, *, what: str = "path") -> Path:
+def resolve_under(
+    root: str | os.PathLike[str], name: object, *, what: str = "path", final_link_ok: bool = False
+) -> Path:
     """``root / name`` for a ``name`` read from an untrusted file, when it stays inside ``root``.
 
     Refused: a non-string or empty name, NUL bytes, absolute paths (POSIX or Windows), drive
     letters and UNC paths, ``..`` segments that leave the root, and paths whose symlinks resolve
     outside the root's real path. A name that stays inside (``sub/a.jpg``, ``./a.jpg``) is fine.
+
+    With ``final_link_ok`` (a destination that will be replaced by a rename, never written
+    through) only the folders on the way must stay inside; the last component may be a symlink.
 
     Raises:
       UnsafePathError: with what was wrong, naming ``what`` (e.g. ``"file_name"``).
@@ -144,7 +210,11 @@ def resolve_under(root: str | os.PathLike[str], name: object, *, what: str = "pa
             depth += 1
     root_real = os.path.realpath(root)
     candidate = Path(root) / name
-    real = os.path.realpath(candidate)
+    real = (
+        os.path.join(os.path.realpath(candidate.parent), candidate.name)
+        if final_link_ok
+        else os.path.realpath(candidate)
+    )
     if os.path.commonpath([root_real, real]) != root_real:
         raise UnsafePathError(
             f"{what} {name[:80]!r} resolves outside its folder {os.fspath(root)} (through a symlink or '..')"
@@ -162,12 +232,14 @@ class InputGuard:
     def __init__(self) -> None:
         self._paths: set[str] = set()
         self._inodes: set[tuple[int, int]] = set()
+        self._entries: set[str] = set()  # folder entries (a symlink given as an input is one)
 
     def add(self, path: str | os.PathLike[str] | None) -> None:
         """Adds one input file (a missing path is ignored: it cannot be overwritten)."""
         if path is None:
             return
         self._paths.add(os.path.realpath(path))
+        self._entries.add(_entry(path))
         with contextlib.suppress(OSError):
             st = os.stat(path)
             if stat.S_ISREG(st.st_mode):
@@ -185,8 +257,16 @@ class InputGuard:
         for p in paths:
             self.add(p)
 
-    def is_input(self, path: str | os.PathLike[str]) -> bool:
-        """Whether writing ``path`` would replace one of the inputs."""
+    def is_input(self, path: str | os.PathLike[str], *, through_links: bool = True) -> bool:
+        """Whether writing ``path`` would replace one of the inputs.
+
+        ``through_links=False``: ``path`` will be replaced by a rename, so a symlink there is not
+        followed; only the folder entry itself counts (it may be an input entry, e.g. a symlink
+        the user's images folder holds)."""
+        if _entry(path) in self._entries:
+            return True
+        if not through_links and os.path.islink(path):
+            return False
         if os.path.realpath(path) in self._paths:
             return True
         try:
@@ -204,6 +284,12 @@ class InputGuard:
             )
 
 
+def _entry(path: str | os.PathLike[str]) -> str:
+    """A folder entry's canonical name: the real path of its folder, then its own name."""
+    p = os.path.abspath(path)
+    return os.path.join(os.path.realpath(os.path.dirname(p)), os.path.basename(p))
+
+
 def _fsync_dir(folder: str | os.PathLike[str]) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -213,6 +299,93 @@ def _fsync_dir(folder: str | os.PathLike[str]) -> None:
             os.close(fd)
 
 
+class AtomicFiles:
+    """Several outputs committed together: each is written to a hidden temporary file in its
+    folder; when the block ends without an exception every file is flushed and fsynced first, and
+    only then renamed into place (so a full disk fails before any previous output is replaced).
+    On any exception every temporary is removed and every previous file is untouched.
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> with AtomicFiles() as files:
+        ...     _ = files.open(folder / "out.jsonl").write("{}\\n")
+        ...     _ = files.open(folder / "out.errors.jsonl").write("")
+        >>> sorted(p.name for p in folder.iterdir())
+        ['out.errors.jsonl', 'out.jsonl']
+    """
+
+    def __init__(self, *, guard: InputGuard | None = None) -> None:
+        self._guard = guard
+        self._open: list[tuple[Path, str, IO[Any], int | None]] = []
+
+    def open(
+        self, path: str | os.PathLike[str], mode: str = "w", *, encoding: str | None = "utf-8", perm: int | None = None
+    ) -> IO[Any]:
+        """A temporary file that becomes ``path`` at the end of the block (``mode`` "w" or "wb";
+        ``perm``: permission bits, default ``0o666`` less the umask)."""
+        if mode not in ("w", "wb"):
+            raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
+        final = Path(path)
+        if self._guard is not None:
+            self._guard.check_output(final, "output")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name[:100]}.", suffix=".tmp", dir=final.parent)
+        try:
+            f = os.fdopen(fd, mode, encoding=encoding if mode == "w" else None, newline="" if mode == "w" else None)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        self._open.append((final, tmp, f, perm))
+        return f
+
+    def __enter__(self) -> AtomicFiles:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self._discard()
+            return
+        try:
+            for final, _tmp, f, perm in self._open:
+                try:
+                    f.flush()
+                    os.fsync(f.fileno())
+                    os.fchmod(f.fileno(), _default_mode() if perm is None else perm)
+                except OSError as err:
+                    raise _named(err, final) from None
+                f.close()
+            check_stop()  # a stop request (even a swallowed one) replaces nothing
+            if self._guard is not None:  # again: a path may have become a link to an input meanwhile
+                for final, *_ in self._open:
+                    self._guard.check_output(final, "output")
+        except BaseException:
+            self._discard()
+            raise
+        done = 0
+        try:
+            for final, tmp, _f, _perm in self._open:
+                os.replace(tmp, final)
+                _COMMITTED.append(final)
+                done += 1
+        except OSError as err:
+            self._discard(self._open[done:])
+            raise _named(err, self._open[done][0]) from None
+        for folder in {final.parent for final, *_ in self._open}:
+            _fsync_dir(folder)
+        self._open.clear()
+
+    def _discard(self, items: list[tuple[Path, str, IO[Any], int | None]] | None = None) -> None:
+        for _final, tmp, f, _perm in self._open if items is None else items:
+            with contextlib.suppress(OSError):
+                f.close()
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        self._open.clear()
+
+
 @contextlib.contextmanager
 def atomic_write(
     path: str | os.PathLike[str],
@@ -220,56 +393,48 @@ def atomic_write(
     *,
     encoding: str | None = "utf-8",
     guard: InputGuard | None = None,
+    perm: int | None = None,
 ) -> Iterator[IO[Any]]:
     """Writes ``path`` all or nothing: yields a temporary file in the same folder, renamed onto
     ``path`` after ``flush`` + ``fsync`` when the block ends without an exception.
 
-    On any exception (including ``KeyboardInterrupt`` and ``SystemExit``) the temporary is removed
-    and ``path`` keeps its previous content (or stays absent). The folder is created if missing.
+    On any exception (including ``KeyboardInterrupt`` and ``SystemExit``), or when a stop was
+    requested by a signal meanwhile (`request_stop`), the temporary is removed and ``path`` keeps
+    its previous content (or stays absent). The folder is created if missing. One file of
+    `AtomicFiles`.
 
     Args:
       path: the final file.
       mode: ``"w"`` (text) or ``"wb"`` (bytes).
       encoding: of text mode.
       guard: when given, refuse (`OutputOverInputError`) to replace one of its inputs.
+      perm: permission bits of the new file (default ``0o666`` less the umask, as ``open`` would).
 
     Raises:
       OutputOverInputError: ``path`` is an input of ``guard``.
-      OSError: creating, writing (e.g. ``ENOSPC``) or renaming failed; nothing was replaced.
+      OSError: creating, writing (e.g. ``ENOSPC``, the message names ``path``) or renaming failed;
+        nothing was replaced.
     """
-    if mode not in ("w", "wb"):
-        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
-    final = Path(path)
-    if guard is not None:
-        guard.check_output(final, "output")
-    folder = final.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name[:100]}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, mode, encoding=encoding if mode == "w" else None, newline="" if mode == "w" else None) as f:
+    with AtomicFiles(guard=guard) as files:
+        f = files.open(path, mode, encoding=encoding, perm=perm)
+        try:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
-        if guard is not None:  # checked again: the path may have become a link to an input meanwhile
-            guard.check_output(final, "output")
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(folder)
-    _COMMITTED.append(final)
+        except OSError as err:
+            raise _named(err, Path(path)) from None
 
 
 def copy_file(source: str | os.PathLike[str], dest: str | os.PathLike[str], *, guard: InputGuard | None = None) -> bool:
-    """Copies a regular file atomically; nothing happens when ``dest`` already is ``source``.
+    """Copies a regular file atomically (mode and times kept); nothing happens when ``dest``
+    already is ``source`` (the same path or a hard link). A symlink at ``dest`` is replaced by the
+    copy, never written through.
 
     Returns:
       True when a copy was written, False when ``dest`` is the same file as ``source``.
     """
-    if os.path.exists(dest) and os.path.samefile(source, dest):
+    if os.path.exists(dest) and not os.path.islink(dest) and os.path.samefile(source, dest):
         return False
-    with open_regular(source) as src, atomic_write(dest, "wb", guard=guard) as out:
+    perm = stat.S_IMODE(os.stat(source).st_mode)
+    with open_regular(source) as src, atomic_write(dest, "wb", guard=guard, perm=perm) as out:
         while chunk := src.read(1 << 20):
             out.write(chunk)
     with contextlib.suppress(OSError):
@@ -286,11 +451,12 @@ def atomic_symlink(target: str | os.PathLike[str], dest: str | os.PathLike[str])
     """
     final = Path(dest)
     if os.path.lexists(final) and os.path.exists(final) and os.path.samefile(target, final):
-        return
+        return  # already that file (a link to it, or the file itself)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".{final.name[:100]}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
     os.symlink(target, tmp)
     try:
+        check_stop()
         os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(OSError):

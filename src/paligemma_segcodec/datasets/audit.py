@@ -21,8 +21,8 @@ import numpy.typing as npt
 from PIL import Image, ImageDraw
 
 from paligemma_segcodec.datasets.files import Instances, MaskObject, Problem, extract_objects, match_pairs, unreadable
-from paligemma_segcodec.maskio import read_image, read_mask_values
-from paligemma_segcodec.safeio import atomic_write
+from paligemma_segcodec.maskio import open_image, read_image, read_mask_values
+from paligemma_segcodec.safeio import AtomicFiles
 from paligemma_segcodec.segment import paste_mask_in_box
 
 if TYPE_CHECKING:
@@ -206,10 +206,21 @@ def audit_folder(
     report = AuditReport(skipped=list(problems))
     keep: list[tuple[float, Path, MaskObject, npt.NDArray[np.bool_]]] = []
     for pair in tqdm(pairs, desc="audit", unit="img", disable=not progress):
+        try:  # the image is checked as convert checks it: readable, within the bomb limit, same size
+            with open_image(pair.image) as im:
+                size = im.size
+        except Exception as err:
+            report.skipped.append(unreadable("image", str(pair.image), err))
+            continue
         try:
             values = read_mask_values(pair.mask)
         except Exception as err:
             report.skipped.append(unreadable("mask", str(pair.mask), err))
+            continue
+        if values.shape != (size[1], size[0]):
+            w, h = size
+            reason = f"size mismatch: mask is {values.shape[1]}x{values.shape[0]}, image is {w}x{h} (WxH)"
+            report.skipped.append(Problem(str(pair.mask), reason))
             continue
         objects, _ = extract_objects(values, label=label, threshold=threshold, instances=instances, min_area=min_area)
         results = iter_audit_objects(objects, [values.shape] * len(objects), codec=codec)
@@ -218,17 +229,14 @@ def audit_folder(
             keep.append((score, pair.image, o, rt))
             keep.sort(key=lambda k: k[0])
             del keep[worst:]
-    with atomic_write(out / "audit.csv", "w") as f:
-        writer = csv.writer(f)
+    with AtomicFiles() as files:  # the four outputs replace the previous ones together
+        writer = csv.writer(files.open(out / "audit.csv", "w"))
         writer.writerow(["image", "object", "label", "y1", "x1", "y2", "x2", "area_px", "iou"])
         for r in report.records:
             writer.writerow([r.image, r.index, r.label, *r.loc, r.area, f"{r.iou:.6f}"])
-    with atomic_write(out / "summary.json", "w") as f:
-        f.write(json.dumps(report.summary(), indent=2) + "\n")
-    with atomic_write(out / "histogram.png", "wb") as f:
-        histogram([r.iou for r in report.records]).save(f, format="PNG")
-    with atomic_write(out / "worst.png", "wb") as f:
-        contact_sheet(keep).save(f, format="PNG")
+        files.open(out / "summary.json", "w").write(json.dumps(report.summary(), indent=2) + "\n")
+        histogram([r.iou for r in report.records]).save(files.open(out / "histogram.png", "wb"), format="PNG")
+        contact_sheet(keep).save(files.open(out / "worst.png", "wb"), format="PNG")
     return report
 
 

@@ -306,7 +306,8 @@ def audit(
 ) -> None:
     """IoU of each object after encode -> decode -> paste: the ceiling of the 16-token format.
 
-    Writes audit.csv, summary.json, histogram.png and worst.png into --out.
+    Writes audit.csv, summary.json, histogram.png and worst.png into --out. Unreadable pairs are
+    skipped and listed; the exit code is then 1.
     """
     from paligemma_segcodec.datasets.audit import audit_folder
 
@@ -332,6 +333,8 @@ def audit(
     for p in report.skipped:
         click.echo(f"skipped {p.file}: {p.reason}", err=True)
     click.echo(f"wrote {out_dir}/audit.csv, summary.json, histogram.png, worst.png", err=True)
+    if any(p.severity == "error" for p in report.skipped):
+        raise SystemExit(1)
 
 
 def _save_dataset(dataset: Any, output: Path) -> None:
@@ -375,8 +378,10 @@ def _decoded(
     """``(answer, image, key)`` jobs → ``(key, image as PIL, segments)``; an image that cannot be
     read goes to ``skipped`` (as a `Problem`) and the loop goes on."""
     from paligemma_segcodec.datasets.files import unreadable
+    from paligemma_segcodec.safeio import check_stop
 
     for answer, image, key in _progress(jobs, desc, progress):
+        check_stop()
         try:
             pil, segs = _decode_for_image(answer, image, codec, convention)
         except (OSError, ValueError) as err:
@@ -504,11 +509,13 @@ def show(
         raise click.UsageError("give --predictions with --images, or --text with --image")
     with user_errors():
         codec = codec_for(checkpoint) if any("<seg" in t for t, _, _ in jobs) else None
+        written = 0
         for dest, pil, segs in _decoded(jobs, codec, convention, progress, "show", skipped):
             picture = draw_segments(pil, segs, convention=record_convention(convention))
             with atomic_write(dest, "wb", guard=guard) as f:
                 picture.save(f, format="PNG")
-    click.echo(f"wrote {len(jobs) - len(skipped)} image(s) to {out}", err=True)
+            written += 1
+    click.echo(f"wrote {written} image(s) to {out}", err=True)
     _exit_if_skipped(skipped)
 
 

@@ -17,7 +17,6 @@ the form big_vision's JSONL datasets and the Hugging Face PaliGemma fine-tuning 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -45,7 +44,16 @@ from paligemma_segcodec.datasets.files import (
 )
 from paligemma_segcodec.errors import OutputOverInputError
 from paligemma_segcodec.maskio import open_image, read_mask_values
-from paligemma_segcodec.safeio import InputGuard, atomic_symlink, atomic_write, copy_file, open_regular, resolve_under
+from paligemma_segcodec.safeio import (
+    AtomicFiles,
+    InputGuard,
+    atomic_symlink,
+    atomic_write,
+    check_stop,
+    copy_file,
+    open_regular,
+    resolve_under,
+)
 from paligemma_segcodec.tokens import check_label
 
 if TYPE_CHECKING:
@@ -179,11 +187,17 @@ def _place_image(ex: Example, dest_dir: Path, mode: str | None, size: int | None
     (the output ``images/`` folder is the input folder) a copy or link is skipped, and a resized
     copy is refused (`OutputOverInputError`); so is any destination that is one of the run's inputs.
     """
-    dest = resolve_under(dest_dir, ex.image, what="image name")
-    same = ex.image_path is not None and os.path.lexists(dest) and _same_file(ex.image_path, dest)
+    dest = resolve_under(dest_dir, ex.image, what="image name", final_link_ok=True)
+    link = os.path.islink(dest)
+    source = ex.image_path
+    # The destination *is* the source: the same folder entry (also when that entry is a symlink
+    # the user's images folder holds), or the same file under another name (a hard link).
+    same = source is not None and (
+        _entry(dest) == _entry(source) or (os.path.lexists(dest) and not link and _same_file(source, dest))
+    )
     if same and size is None:
         return  # copying or linking a file onto itself: it is already there
-    if same or (guard is not None and guard.is_input(dest)):
+    if same or (guard is not None and guard.is_input(dest, through_links=False)):
         raise OutputOverInputError(
             f"{dest} is an input file; refusing to write a {'resized copy' if size else 'copy'} over it"
         )
@@ -201,6 +215,11 @@ def _place_image(ex: Example, dest_dir: Path, mode: str | None, size: int | None
         atomic_symlink(ex.image_path.resolve(), dest)
     else:
         copy_file(ex.image_path, dest, guard=guard)
+
+
+def _entry(path: Path) -> str:
+    p = os.path.abspath(path)
+    return os.path.join(os.path.realpath(os.path.dirname(p)), os.path.basename(p))
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -256,16 +275,17 @@ def write_examples(
     assign = _splits(list(names or []), split, seed, train_list, val_list) if names is not None else None
     image_dir = out.parent / "images"
     pending: list[Example] = []
-    # Every output is written to a temporary file and renamed into place at the end (the main
-    # JSONL last): an interrupted or failed run leaves the previous outputs as they were.
-    with contextlib.ExitStack() as stack:
-        files = {"all": stack.enter_context(atomic_write(out, guard=guard))}
+    # Every output is written to a temporary file; all are renamed into place at the end, after
+    # all were written and fsynced: an interrupted or failed run leaves the previous outputs as
+    # they were.
+    with AtomicFiles(guard=guard) as outputs:  # all committed together, after all were fsynced
+        files = {"all": outputs.open(out)}
         if assign is not None:
             for name in ("train", "val"):
-                files[name] = stack.enter_context(atomic_write(out.parent / f"{name}.jsonl", guard=guard))
+                files[name] = outputs.open(out.parent / f"{name}.jsonl")
                 report.splits[name] = 0
         report.errors_file = Path(errors_file) if errors_file is not None else errors_path(out)
-        errors = stack.enter_context(atomic_write(report.errors_file, guard=guard))
+        errors = outputs.open(report.errors_file)
 
         def flush() -> None:
             objects = [o for ex in pending for o in ex.objects]
@@ -295,6 +315,7 @@ def write_examples(
 
         n_objects = 0
         for item in tqdm(items, total=total, desc="convert", unit="img", disable=not progress, file=sys.stderr):
+            check_stop()
             if isinstance(item, Problem):
                 report.skipped.append(item)
                 errors.write(_dump(item.to_json()) + "\n")
