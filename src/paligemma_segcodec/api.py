@@ -367,7 +367,12 @@ def iter_decode_tokens(
     plus the segments the caller keeps; each segment owns its arrays.
 
     Args:
-      text, height, width, strict, convention, codec: as in `decode_tokens`.
+      text: the answer (as in `decode_tokens`).
+      height: the image height for pasting, or None (as in `decode_tokens`).
+      width: the image width for pasting, or None (as in `decode_tokens`).
+      strict: raise on a malformed object (as in `decode_tokens`).
+      convention: loc → pixel rule for pasting (as in `decode_tokens`).
+      codec: the codec, or None for the shared default (as in `decode_tokens`).
       chunk: objects with ``<seg>`` tokens per decoder call (>= 1).
 
     Returns:

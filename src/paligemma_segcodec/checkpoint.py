@@ -544,7 +544,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
 
     Raises:
       CheckpointNotFoundError: no such file.
-      CheckpointError (a ValueError), one line naming the file and, where there is one, the key with
+      CheckpointError: (a ValueError) one line naming the file and, where there is one, the key with
         what was expected and what was found: not a zip (an empty, text, Git LFS pointer, .npy,
         .safetensors, pickle, HTML... file is named as such), a PyTorch ``.pt`` zip, a truncated or
         damaged zip (bad CRC, cut-short or corrupt compressed data), an oversized zip directory or

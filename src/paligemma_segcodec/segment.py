@@ -65,7 +65,11 @@ def paste_mask_in_box(
     caller that needs one object at a time holds box-sized arrays instead of image-sized ones.
 
     Args:
-      mask64, loc, height, width, convention: as `paste_mask`.
+      mask64: the decoder's 64×64 output (as `paste_mask`).
+      loc: the object's ``<loc>`` values (as `paste_mask`).
+      height: the image height (as `paste_mask`).
+      width: the image width (as `paste_mask`).
+      convention: loc → pixel rule (as `paste_mask`).
 
     Returns:
       ``((top, left, bottom, right), crop)``: the box clipped to the canvas (bottom/right exclusive;
