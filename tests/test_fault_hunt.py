@@ -2,7 +2,7 @@
 
 Each CLI case runs in a subprocess with a timeout (a FIFO opened for a blocking read fails the test
 instead of hanging it); all the subprocess cases run a few at a time in one module fixture (`runs`),
-and each test checks one of them. Known bugs are strict xfails whose reason starts with ``BUG:``.
+and each test checks one of them.
 
 - outputs over inputs the guard does not see (a file in a subfolder of --images, a --format hf
   dataset folder over an input folder), an output path that is an existing folder;
@@ -639,22 +639,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Result]:
 # 1. Outputs never land on inputs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: convert --format hf --output DIR replaces DIR wholesale (_save_dataset) without the input "
-    "guard: an --output that is the --masks/--images folder, or a folder holding them, deletes the inputs",
-)
 def test_hf_dataset_folder_never_replaces_an_input_folder(runs: dict[str, Result]) -> None:
     res = runs["hf-output-is-masks-folder"]
     assert res["after"] == res["before"], describe(res["r"])
     assert_clean_error(res["r"], 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: InputGuard.add_folder is not recursive, so an input named 'sub/x.png' in --predictions or a "
-    "COCO file_name is not guarded: show/export/convert overwrite it",
-)
 @pytest.mark.parametrize(
     "name",
     [
@@ -669,22 +659,12 @@ def test_input_in_a_subfolder_is_never_overwritten(runs: dict[str, Result], name
     assert_clean_error(res["r"], 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: convert --output an existing folder: the work is done, then AtomicFiles' rename fails and "
-    "_discard() empties the list it then indexes: 'internal error (IndexError)' instead of a refusal",
-)
 def test_convert_output_that_is_a_folder_is_refused(runs: dict[str, Result]) -> None:
     res = runs["convert-output-is-a-folder"]
     assert_clean_error(res["r"], (1, 2))
     assert res["tmp"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an errors-list path that is a folder: out.jsonl is already replaced when the second rename "
-    "fails (not all or nothing), and the error is 'internal error (IndexError)'",
-)
 def test_convert_errors_list_that_is_a_folder_keeps_the_previous_output(runs: dict[str, Result]) -> None:
     res = runs["convert-errors-list-is-a-folder"]
     assert res["out"] == PREVIOUS, describe(res["r"])
@@ -692,7 +672,6 @@ def test_convert_errors_list_that_is_a_folder_keeps_the_previous_output(runs: di
     assert res["tmp"] == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: atomic_write onto a folder raises IndexError, not an OSError")
 def test_atomic_write_onto_a_folder_raises_oserror(tmp_path: Path) -> None:
     from paligemma_segcodec.safeio import atomic_write
 
@@ -702,9 +681,6 @@ def test_atomic_write_onto_a_folder_raises_oserror(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: convert --output . is exit 1 'PosixPath('.') has an empty name', not refused usage"
-)
 def test_convert_output_dot_is_refused_usage(runs: dict[str, Result]) -> None:
     line = assert_clean_error(runs["convert-output-dot"]["r"], 2)
     assert "PosixPath" not in line
@@ -743,20 +719,10 @@ def test_full_disk_in_convert_split_leaves_previous_outputs(runs: dict[str, Resu
     assert res["tmp"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a signal while the CLI is still importing (~0.7 s: before SegcodecGroup.main installs its "
-    "handlers) kills the process (-15) or prints a KeyboardInterrupt traceback (-2), not 143/130 + one line",
-)
 def test_signal_during_the_imports_is_143(runs: dict[str, Result]) -> None:
     assert_clean_error(runs["signal-during-imports"]["r"], 143)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Ctrl-C during an extension's import (jax/numba init turns it into ImportError) prints "
-    "'internal error (ImportError ...)' and then 'interrupted (SIGINT)': two Error lines",
-)
 def test_sigint_swallowed_by_an_import_is_one_line(runs: dict[str, Result]) -> None:
     assert_clean_error(runs["sigint-swallowed-by-an-import"]["r"], 130, "SIGINT")
 
@@ -775,11 +741,6 @@ def test_stale_temporary_and_two_concurrent_runs(runs: dict[str, Result]) -> Non
 # 3-5. Names, special files and hostile files
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a file name that is not UTF-8 (surrogate-escaped) makes the JSONL/CSV write raise "
-    "UnicodeEncodeError: convert/eval (and audit) fail as a whole (exit 1, no output) instead of one line for it",
-)
 @pytest.mark.parametrize("name", ["convert-non-utf8-name", "eval-csv-non-utf8-name"])
 def test_a_name_that_is_not_utf8_does_not_sink_the_run(runs: dict[str, Result], name: str) -> None:
     res = runs[name]
@@ -788,9 +749,6 @@ def test_a_name_that_is_not_utf8_does_not_sink_the_run(runs: dict[str, Result], 
     assert res.get("lines") or res.get("csv"), describe(res["r"])
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: a file name with a newline is printed raw: one bad input spans two stderr lines"
-)
 def test_a_name_with_a_newline_is_one_line(runs: dict[str, Result]) -> None:
     r = runs["show-newline-in-name"]["r"]
     assert r.returncode == 1, describe(r)
@@ -813,15 +771,10 @@ def test_fifo_options_are_refused_without_blocking(runs: dict[str, Result], name
     assert "FIFO" in r.stderr and "Traceback" not in r.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: read_predictions lets json's RecursionError out: 'internal error (RecursionError ...)'",
-)
 def test_deeply_nested_predictions_line_is_a_clean_error(runs: dict[str, Result]) -> None:
     assert_clean_error(runs["export-deeply-nested-predictions"]["r"], 1, "p.jsonl")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: read_predictions raises RecursionError on a deeply nested line")
 def test_read_predictions_raises_only_valueerror(tmp_path: Path) -> None:
     from paligemma_segcodec.datasets.evaluate import read_predictions
 
@@ -830,11 +783,6 @@ def test_read_predictions_raises_only_valueerror(tmp_path: Path) -> None:
         read_predictions(tmp_path / "p.jsonl")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a predictions file that is not UTF-8, or holds an integer over 4300 digits, gives an error "
-    "line that does not name the file (UnicodeDecodeError / int-conversion ValueError passed through)",
-)
 @pytest.mark.parametrize("name", ["eval-predictions-not-utf8", "eval-predictions-huge-integer"])
 def test_bad_predictions_file_error_names_the_file(runs: dict[str, Result], name: str) -> None:
     assert_clean_error(runs[name]["r"], 1, "p.jsonl")
@@ -845,11 +793,6 @@ def test_eval_two_predictions_for_one_stem_is_an_error(runs: dict[str, Result]) 
     assert_clean_error(res["r"], 1, A)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an image over MAX_IMAGE_PIXELS but under twice it prints Pillow's DecompressionBombWarning "
-    "(two more stderr lines) before the error line",
-)
 def test_image_between_the_bomb_limits_is_one_line(runs: dict[str, Result]) -> None:
     r = runs["between-bomb-limits-mask"]["r"]
     assert_clean_error(r, 1)
@@ -863,20 +806,11 @@ def _third_party_warning_expected() -> bool:
 
 
 @pytest.mark.skipif(not _third_party_warning_expected(), reason="needs supervision without OpenCV")
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: supervision's 'OpenCV is not installed' UserWarning (two lines with a source line) is "
-    "printed on every show / decode --out run",
-)
 def test_show_prints_no_third_party_warnings(runs: dict[str, Result]) -> None:
     r = runs["sigterm-show-second-image"]["r"]
     assert "Warning" not in r.stderr, describe(r)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a bad --split (1.5) is exit 1 after the codec was loaded, not refused usage (exit 2)",
-)
 def test_split_out_of_range_is_refused_usage(runs: dict[str, Result]) -> None:
     r = runs["split-out-of-range"]["r"]
     assert r.returncode == 2, describe(r)
@@ -894,11 +828,6 @@ def test_10MB_answer_on_stdin_is_one_short_warning(runs: dict[str, Result]) -> N
 # 7. The library raises only its documented exceptions
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: load_codec('~unknown_user/x') (or $PALIGEMMA_SEGCODEC_CHECKPOINT so) raises RuntimeError from "
-    "Path.expanduser; the CLI says 'internal error'",
-)
 def test_load_codec_unknown_user_raises_not_found() -> None:
     from paligemma_segcodec.codec import load_codec
     from paligemma_segcodec.errors import CheckpointNotFoundError
@@ -917,7 +846,6 @@ def codec() -> Any:
 SEG_TEXT = "<loc0100><loc0100><loc0900><loc0900>" + "<seg001>" * 16 + " a"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: decode_tokens(height=inf) raises OverflowError")
 def test_decode_tokens_infinite_size_is_valueerror(codec: Any) -> None:
     from paligemma_segcodec.api import decode_tokens
 
@@ -925,11 +853,6 @@ def test_decode_tokens_infinite_size_is_valueerror(codec: Any) -> None:
         decode_tokens(SEG_TEXT, height=float("inf"), width=5, codec=codec)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: decode_tokens(height=10**7, width=10**7) raises MemoryError from paste_mask's full-size "
-    "allocation (safety.md section 7: never MemoryError)",
-)
 def test_decode_tokens_absurd_size_is_valueerror(codec: Any) -> None:
     from paligemma_segcodec.api import decode_tokens
 

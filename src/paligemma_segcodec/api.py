@@ -17,7 +17,7 @@ from paligemma_segcodec.boxes import LOC_MAX, Box, Convention, box_to_loc, crop_
 from paligemma_segcodec.codec import MASK_SIZE, Codec, load_codec
 from paligemma_segcodec.errors import SkippedObjectWarning, ThinObjectWarning
 from paligemma_segcodec.resize import resize, resize_binary
-from paligemma_segcodec.segment import Segment, paste_mask
+from paligemma_segcodec.segment import Segment, check_size, paste_mask
 from paligemma_segcodec.tokens import ParsedObject, _scan, check_label, format_object
 
 __all__ = [
@@ -240,6 +240,7 @@ def encode_masks(
 
     Raises:
       ValueError: mismatched lengths, or a bad mask/box (the message names its index).
+      TypeError: ``masks`` is not a sequence (e.g. a generator: make it a list).
     """
     return _encode_masks(masks, boxes, labels, codec, min_loc_extent, 3)
 
@@ -255,6 +256,8 @@ def _encode_masks(
     _check_extent(min_loc_extent)
     if getattr(masks, "ndim", None) == 2:
         raise ValueError("masks must be a sequence of 2-D masks; for one mask use encode_mask")
+    if isinstance(masks, (str, bytes)) or not hasattr(masks, "__len__") or not hasattr(masks, "__getitem__"):
+        raise TypeError(f"masks must be a sequence (list, tuple, array) of 2-D masks, got {type(masks).__name__}")
     n = len(masks)
     if boxes is not None and len(boxes) != n:
         raise ValueError(f"got {n} masks but {len(boxes)} boxes")
@@ -396,8 +399,8 @@ def _objects_to_decode(
     counts from the caller of this function)."""
     if (height is None) != (width is None):
         raise ValueError("give both height and width, or neither")
-    if height is not None and width is not None and (int(height) <= 0 or int(width) <= 0):
-        raise ValueError(f"height and width must be positive, got {height}x{width}")
+    if height is not None and width is not None:
+        check_size(height, width)
     objects, shown, n_skipped = _scan(text, strict=strict, keep=_WARN_SHOWN)
     if n_skipped:
         lines = "".join(f"\n  {str(s)[:_WARN_LINE]}" for s in shown)

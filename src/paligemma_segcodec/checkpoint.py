@@ -179,7 +179,10 @@ def resolve_checkpoint(path: str | os.PathLike[str] | None = None) -> Path:
     for given, what in ((path, "checkpoint path"), (os.environ.get(ENV_VAR) or None, f"${ENV_VAR}")):
         if given is None:
             continue
-        p = Path(given).expanduser()
+        try:
+            p = Path(given).expanduser()
+        except RuntimeError:  # "~nosuchuser/…": no such home folder
+            raise CheckpointNotFoundError(f"{what} {str(given)!r}: cannot expand '~'. {_HOW_TO_GET}") from None
         if not p.is_file():
             raise CheckpointNotFoundError(f"{what} {str(p)!r} does not exist or is not a file. {_HOW_TO_GET}")
         return p

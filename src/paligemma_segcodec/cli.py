@@ -12,13 +12,11 @@ import json
 import os
 import signal
 import sys
-import threading
 import traceback
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -40,15 +38,13 @@ EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 
 
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    """SIGINT / SIGTERM / SIGHUP: record the stop (checked again before every output is committed,
-    in case this exception is swallowed, e.g. inside a gc callback) and unwind like Ctrl-C."""
-    from paligemma_segcodec.safeio import Interrupted, request_stop
-
-    request_stop(signum)
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt
-    raise Interrupted(signum)
+def clean(text: object) -> str:
+    """``text`` on one line, control characters escaped: a file name with a newline (or any other
+    input) cannot split one error line into two."""
+    s = str(text)
+    if s.isprintable():
+        return s
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
 
 
 class RegularFile(click.Path):
@@ -114,17 +110,12 @@ class SegcodecGroup(click.Group):
         if "--debug" in argv[:end]:  # accepted anywhere before "--", for every command
             argv = [a for i, a in enumerate(argv) if not (a == "--debug" and i < end)]
             debug = True
-        from paligemma_segcodec.safeio import clear_stop, stop_requested
+        from paligemma_segcodec.safeio import clear_stop, install_stop_handlers, stop_requested
 
-        main_thread = threading.current_thread() is threading.main_thread()
-        previous = {}
         clear_stop()
         unraisable = sys.unraisablehook
         sys.unraisablehook = _quiet_stop_hook(unraisable)
-        if main_thread:
-            for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-                if sig is not None:
-                    previous[sig] = signal.signal(sig, _on_signal)
+        previous = install_stop_handlers()
         try:
             code = self._run(argv, prog_name, complete_var, debug, **extra)
             signum = stop_requested()
@@ -142,12 +133,17 @@ class SegcodecGroup(click.Group):
         return code
 
     def _run(self, argv: list[str], prog_name: str | None, complete_var: str | None, debug: bool, **extra: Any) -> int:
-        from paligemma_segcodec.safeio import Interrupted
+        from paligemma_segcodec.safeio import Interrupted, stop_requested
 
         def fail(code: int, message: str) -> int:
             if debug:
                 traceback.print_exc()
-            click.echo(f"Error: {_one_line(message)}", err=True)
+            signum = stop_requested()
+            if signum and code not in (EXIT_SIGINT, 128 + signum):
+                # e.g. Ctrl-C while an extension imported: it arrives as that import's error
+                name = signal.Signals(signum).name
+                code, message = 128 + signum, f"interrupted ({name}): {_kept_line()}"
+            click.echo(f"Error: {clean(_one_line(message))}", err=True)
             return code
 
         try:
@@ -259,6 +255,8 @@ def guard_outputs(
     for option, path in outputs:
         if path is None:
             continue
+        if path.name in ("", ".", "..") or path.is_dir():
+            raise OutputOverInputError(f"{option} {path} is a folder; give a file name")
         guard.check_output(path, option)
         real = os.path.realpath(path)
         if real in seen:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from struct import error as struct_error
 from typing import IO
@@ -59,8 +60,10 @@ def open_image(source: str | os.PathLike[str] | IO[bytes]) -> Iterator[Image.Ima
     with contextlib.ExitStack() as stack:
         f = stack.enter_context(open_regular(source)) if isinstance(source, (str, os.PathLike)) else source
         try:
-            im = stack.enter_context(Image.open(f))
-            im.load()
+            with warnings.catch_warnings():  # within Pillow's limit: fine, and not a 2-line warning
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                im = stack.enter_context(Image.open(f))
+                im.load()
         except UnidentifiedImageError:
             raise UnidentifiedImageError(f"cannot identify image file {name!r}") from None
         except OSError as err:  # Pillow's decoding errors name the file object, not the file

@@ -39,9 +39,11 @@ __all__ = [
     "committed_files",
     "copy_file",
     "describe_special",
+    "install_stop_handlers",
     "open_regular",
     "request_stop",
     "resolve_under",
+    "stop_handler",
     "stop_requested",
 ]
 
@@ -60,6 +62,32 @@ class Interrupted(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+
+def stop_handler(signum: int, frame: object) -> None:
+    """A signal handler for SIGINT / SIGTERM / SIGHUP: records the stop (`request_stop`, checked
+    again before every commit in case this exception is swallowed, e.g. in a gc callback) and
+    unwinds like Ctrl-C (``KeyboardInterrupt`` for SIGINT, `Interrupted` otherwise)."""
+    import signal
+
+    request_stop(signum)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise Interrupted(signum)
+
+
+def install_stop_handlers() -> dict[int, Any]:
+    """Installs `stop_handler` for SIGINT, SIGTERM and SIGHUP (main thread only); returns the
+    previous handlers, to restore."""
+    import signal
+    import threading
+
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None:
+                previous[sig] = signal.signal(sig, stop_handler)
+    return previous
 
 
 def request_stop(signum: int) -> None:
@@ -196,6 +224,10 @@ def resolve_under(
         raise UnsafePathError(f"{what} is empty")
     if "\x00" in name:
         raise UnsafePathError(f"{what} {name[:80]!r} contains a NUL character")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnsafePathError(f"{what} {name[:80]!r} is not valid UTF-8") from None
     win = PureWindowsPath(name)
     if PurePosixPath(name).is_absolute() or win.is_absolute() or win.drive or win.root:
         raise UnsafePathError(f"{what} {name[:80]!r} is an absolute path: it must be relative to {os.fspath(root)}")
@@ -233,6 +265,7 @@ class InputGuard:
         self._paths: set[str] = set()
         self._inodes: set[tuple[int, int]] = set()
         self._entries: set[str] = set()  # folder entries (a symlink given as an input is one)
+        self._folders: set[str] = set()
 
     def add(self, path: str | os.PathLike[str] | None) -> None:
         """Adds one input file (a missing path is ignored: it cannot be overwritten)."""
@@ -246,12 +279,25 @@ class InputGuard:
                 self._inodes.add((st.st_dev, st.st_ino))
 
     def add_folder(self, folder: str | os.PathLike[str] | None) -> None:
-        """Adds every entry of ``folder`` (not recursive)."""
+        """Adds ``folder`` itself and every file below it (its subfolders too: a COCO
+        ``file_name`` or a prediction may name ``sub/x.png``; symlinked folders are not walked,
+        but a symlink's target file is known by its real path)."""
         if folder is None:
             return
-        with contextlib.suppress(OSError), os.scandir(folder) as entries:
-            for entry in entries:
-                self.add(entry.path)
+        self._folders.add(os.path.realpath(folder))
+        for top, dirs, files in os.walk(folder, onerror=lambda err: None):
+            dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(top, d))]
+            for name in files:
+                self.add(os.path.join(top, name))
+            for name in dirs:
+                self._folders.add(os.path.realpath(os.path.join(top, name)))
+
+    def holds_input(self, path: str | os.PathLike[str]) -> bool:
+        """Whether the folder ``path`` is, or contains, an input folder or file (replacing or
+        deleting it would lose inputs)."""
+        real = os.path.realpath(path)
+        inside = [p for p in (*self._folders, *self._paths) if p == real or p.startswith(real.rstrip(os.sep) + os.sep)]
+        return bool(inside)
 
     def add_all(self, paths: Iterable[str | os.PathLike[str] | None]) -> None:
         for p in paths:
@@ -329,6 +375,8 @@ class AtomicFiles:
         final = Path(path)
         if self._guard is not None:
             self._guard.check_output(final, "output")
+        if final.name in ("", ".", "..") or final.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name", os.fspath(final))
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{final.name[:100]}.", suffix=".tmp", dir=final.parent)
         try:
@@ -364,18 +412,18 @@ class AtomicFiles:
         except BaseException:
             self._discard()
             raise
-        done = 0
-        try:
-            for final, tmp, _f, _perm in self._open:
-                os.replace(tmp, final)
-                _COMMITTED.append(final)
-                done += 1
-        except OSError as err:
-            self._discard(self._open[done:])
-            raise _named(err, self._open[done][0]) from None
-        for folder in {final.parent for final, *_ in self._open}:
-            _fsync_dir(folder)
+        pending = list(self._open)
         self._open.clear()
+        for i, (final, tmp, _f, _perm) in enumerate(pending):
+            try:
+                os.replace(tmp, final)
+            except OSError as err:
+                self._open = pending[i:]
+                self._discard()
+                raise _named(err, final) from None
+            _COMMITTED.append(final)
+        for folder in {final.parent for final, *_ in pending}:
+            _fsync_dir(folder)
 
     def _discard(self, items: list[tuple[Path, str, IO[Any], int | None]] | None = None) -> None:
         for _final, tmp, f, _perm in self._open if items is None else items:

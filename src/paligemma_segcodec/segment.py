@@ -14,6 +14,29 @@ from paligemma_segcodec.tokens import NUM_SEG, SEG_MAX, format_object
 __all__ = ["Segment", "paste_mask", "paste_mask_in_box"]
 
 
+MAX_PASTE_PIXELS = 2**28
+"""Largest ``height × width`` a mask is pasted onto (the COCO reader's image cap, above Pillow's
+decompression-bomb limit): one full-size bool mask is at most 256 MiB."""
+
+
+def check_size(height: object, width: object) -> tuple[int, int]:
+    """``(height, width)`` as positive ints, or ValueError (not an integer, not finite, not
+    positive, or more than `MAX_PASTE_PIXELS` pixels)."""
+    sizes = []
+    for name, v in (("height", height), ("width", width)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer, float, np.floating)):
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if isinstance(v, (float, np.floating)) and not (np.isfinite(v) and float(v).is_integer()):
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        sizes.append(int(v))
+    h, w = sizes
+    if h <= 0 or w <= 0:
+        raise ValueError(f"height and width must be positive, got {height}x{width}")
+    if h * w > MAX_PASTE_PIXELS:
+        raise ValueError(f"height x width = {h}x{w} is more than {MAX_PASTE_PIXELS} pixels (MAX_PASTE_PIXELS)")
+    return h, w
+
+
 def paste_mask(
     mask64: npt.ArrayLike,
     loc: tuple[int, int, int, int],
@@ -40,8 +63,7 @@ def paste_mask(
     m = np.asarray(mask64, dtype=np.float32)
     if m.ndim != 2:
         raise ValueError(f"mask64 must be 2-D, got shape {m.shape}")
-    if int(height) <= 0 or int(width) <= 0:
-        raise ValueError(f"height and width must be positive, got {height}x{width}")
+    height, width = check_size(height, width)
     out = np.zeros((int(height), int(width)), dtype=bool)
     y1, x1, y2, x2 = loc_to_pixels(loc, int(height), int(width), convention=convention)
     y1, x1 = max(y1, 0), max(x1, 0)
@@ -84,8 +106,7 @@ def paste_mask_in_box(
     m = np.asarray(mask64, dtype=np.float32)
     if m.ndim != 2:
         raise ValueError(f"mask64 must be 2-D, got shape {m.shape}")
-    if int(height) <= 0 or int(width) <= 0:
-        raise ValueError(f"height and width must be positive, got {height}x{width}")
+    height, width = check_size(height, width)
     y1, x1, y2, x2 = loc_to_pixels(loc, int(height), int(width), convention=convention)
     y1, x1 = min(max(y1, 0), int(height)), min(max(x1, 0), int(width))
     y2, x2 = max(min(y2, int(height)), y1), max(min(x2, int(width)), x1)

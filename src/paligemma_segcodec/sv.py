@@ -21,7 +21,11 @@ __all__ = ["annotate", "to_detections"]
 
 
 def _sv() -> Any:
-    return require("supervision", "supervision")
+    import warnings
+
+    with warnings.catch_warnings():  # supervision warns on import when OpenCV is absent: not ours to show
+        warnings.filterwarnings("ignore", message=".*OpenCV.*", category=UserWarning)
+        return require("supervision", "supervision")
 
 
 def to_detections(

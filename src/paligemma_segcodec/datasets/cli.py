@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 import sys
@@ -16,6 +17,7 @@ import click
 from paligemma_segcodec.cli import (
     RegularFile,
     checkpoint_option,
+    clean,
     codec_for,
     convention_option,
     guard_outputs,
@@ -97,7 +99,12 @@ def _threshold(fn: Any) -> Any:
 @click.option(
     "--crowd", type=click.Choice(["skip", "include"]), default="skip", show_default=True, help="COCO iscrowd=1."
 )
-@click.option("--split", type=float, default=None, help="Train fraction, e.g. 0.9: also write train.jsonl/val.jsonl.")
+@click.option(
+    "--split",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="Train fraction, e.g. 0.9: also write train.jsonl/val.jsonl.",
+)
 @click.option("--seed", default=0, show_default=True, help="Seed of --split.")
 @click.option("--train-list", type=FILE, default=None, help="File of image names for train.jsonl.")
 @click.option("--val-list", type=FILE, default=None, help="File of image names for val.jsonl.")
@@ -155,6 +162,14 @@ def convert(
         raise click.UsageError("with --masks give --label LABEL (binary masks) or --classes 1=a,2=b (semantic masks)")
     if hf_dataset is not None and label is None:
         raise click.UsageError("with --hf-dataset give --label LABEL")
+    if split is not None and (train_list or val_list):
+        raise click.UsageError("use either --split or --train-list/--val-list, not both")
+    if (fmt == "hf" or hf_dataset is not None) and importlib.util.find_spec("datasets") is None:
+        raise click.UsageError(
+            "--format hf and --hf-dataset need the datasets package: pip install 'paligemma-segcodec[hf]'"
+        )
+    if output.name in ("", ".", "..") or (fmt == "jsonl" and output.is_dir()):
+        raise OutputOverInputError(f"--output {output} is a folder; give a file name such as {output / 'train.jsonl'}")
     jsonl = output.with_name(output.name + ".jsonl") if fmt == "hf" else output
     split_files = [(f"{n}.jsonl (--split)", jsonl.parent / f"{n}.jsonl") for n in ("train", "val")]
     guard = guard_outputs(
@@ -163,6 +178,8 @@ def convert(
         [coco, train_list, val_list, checkpoint],
         [images, masks],
     )
+    if fmt == "hf":
+        _check_dataset_folder(output, guard)
     if images_mode or image_size:
         out_images = jsonl.parent / "images"
         for folder, what in ((masks, "--masks"), (images, "--images")):
@@ -331,10 +348,26 @@ def audit(
             f"{name:<12} {int(s['count']):>6} {s['mean']:>6.3f} {s['median']:>6.3f} {s['q10']:>6.3f} {s['q90']:>6.3f}"
         )
     for p in report.skipped:
-        click.echo(f"skipped {p.file}: {p.reason}", err=True)
+        click.echo(f"skipped {clean(p.file)}: {clean(p.reason)}", err=True)
     click.echo(f"wrote {out_dir}/audit.csv, summary.json, histogram.png, worst.png", err=True)
     if any(p.severity == "error" for p in report.skipped):
         raise SystemExit(1)
+
+
+def _check_dataset_folder(output: Path, guard: Any) -> None:
+    """``--format hf --output DIR``: DIR is replaced when the run ends, so it must not be, or hold,
+    an input, and an existing DIR must be a dataset an earlier run saved (never a user's folder)."""
+    if guard.holds_input(output) or guard.is_input(output):
+        raise OutputOverInputError(
+            f"--output {output} is, or holds, this run's input files; a saved dataset would replace it "
+            "(choose a new folder)"
+        )
+    if output.is_symlink() or (output.exists() and not output.is_dir()):
+        raise OutputOverInputError(f"--output {output} exists and is not a folder; give a new folder for --format hf")
+    if output.is_dir() and any(output.iterdir()) and not (output / "dataset_info.json").is_file():
+        raise OutputOverInputError(
+            f"--output {output} is a folder that is not a saved dataset; refusing to replace it (choose a new folder)"
+        )
 
 
 def _save_dataset(dataset: Any, output: Path) -> None:
@@ -395,7 +428,7 @@ def _exit_if_skipped(skipped: list[Any]) -> None:
     if skipped:
         click.echo(f"skipped {len(skipped)} image(s):", err=True)
         for p in skipped:
-            click.echo(f"  {p.file}: {p.reason}", err=True)
+            click.echo(f"  {clean(p.file)}: {clean(p.reason)}", err=True)
         raise SystemExit(1)
 
 
@@ -410,7 +443,7 @@ def _decode_for_image(text: str, image: Path, codec: Any, convention: str) -> tu
         segs = decode_tokens(text, codec=codec, convention=record_convention(convention))
     for warning in caught:
         message = " ".join(str(warning.message).split())
-        click.echo(f"warning: {image.name}: {message[:500]}", err=True)
+        click.echo(f"warning: {clean(image.name)}: {clean(message[:500])}", err=True)
     return pil, segs
 
 
@@ -566,7 +599,7 @@ def eval_(
     click.echo(json.dumps(metrics, indent=2))
     errors = [p for p in report.skipped if p.severity == "error"]
     for p in report.skipped:
-        click.echo(f"{'skipped' if p.severity == 'error' else 'warning'}: {p.file}: {p.reason}", err=True)
+        click.echo(f"{'skipped' if p.severity == 'error' else 'warning'}: {clean(p.file)}: {clean(p.reason)}", err=True)
     if errors:
         click.echo(f"{len(errors)} ground-truth item(s) could not be used (listed above); exit 1", err=True)
         raise SystemExit(1)

@@ -198,7 +198,7 @@ def read_coco(annotations: str | os.PathLike[str], *, need_size: bool = False) -
     with open_regular(path) as f:
         raw = f.read()
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8-sig"))  # a byte-order mark is accepted
     except UnicodeDecodeError as err:
         raise ValueError(f"{path}: not valid JSON (not UTF-8 text: {err.reason} at byte {err.start})") from None
     except RecursionError:

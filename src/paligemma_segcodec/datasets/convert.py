@@ -142,7 +142,12 @@ def errors_path(output: str | os.PathLike[str]) -> Path:
 
 
 def _dump(record: Mapping[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False)
+    text = json.dumps(record, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (a file name that is not UTF-8): escaped instead
+        return json.dumps(record, ensure_ascii=True)
+    return text
 
 
 def format_line(ex: Example, object_texts: Sequence[str]) -> str:

@@ -30,7 +30,7 @@ import numpy.typing as npt
 from paligemma_segcodec.datasets.files import IMAGE_EXTENSIONS, Problem, unreadable
 from paligemma_segcodec.errors import SkippedObjectWarning
 from paligemma_segcodec.maskio import binarize, read_mask_values
-from paligemma_segcodec.safeio import atomic_write
+from paligemma_segcodec.safeio import atomic_write, open_regular
 from paligemma_segcodec.segment import paste_mask_in_box
 
 if TYPE_CHECKING:
@@ -89,17 +89,26 @@ def read_predictions(path: str | os.PathLike[str]) -> dict[str, str]:
 
     Raises:
       ValueError: a line that is not a JSON object with those string fields, or a second line for
-        the same image (``FILE:LINE`` and what is wrong).
+        the same image (``FILE:LINE`` and what is wrong), a file that is not UTF-8.
+      OSError: the file cannot be read, or is not a regular file (a FIFO is never opened for a
+        blocking read).
     """
     out: dict[str, str] = {}
     first: dict[str, int] = {}
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    with open_regular(path) as f:
+        raw = f.read()
+    try:
+        text_all = raw.decode("utf-8-sig")  # a byte-order mark is accepted
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text (byte {err.start}); save the predictions as UTF-8 JSONL") from None
+    for n, line in enumerate(text_all.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{n}: not JSON ({err})") from err
+        except (ValueError, RecursionError) as err:  # bad JSON, nested too deep, a 5000-digit number…
+            reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)[:200]
+            raise ValueError(f"{path}:{n}: not JSON ({reason})") from None
         text = rec.get("prediction", rec.get("suffix")) if isinstance(rec, dict) else None
         if not isinstance(rec, dict) or not isinstance(rec.get("image"), str) or not isinstance(text, str):
             fields = "string fields 'image' and 'prediction' (or 'suffix')"
@@ -172,6 +181,11 @@ def _gt_from_masks(
     ``skipped`` and is never opened for a blocking read."""
     for p in sorted(masks_dir.iterdir()):
         if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."):
+            try:
+                p.name.encode("utf-8")
+            except UnicodeEncodeError:
+                skipped.append(Problem(repr(str(p))[1:-1], "mask file name is not valid UTF-8 (rename the file)"))
+                continue
             try:
                 values = read_mask_values(p)
             except (OSError, ValueError) as err:

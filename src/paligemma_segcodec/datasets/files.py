@@ -135,6 +135,12 @@ def _listing(folder: Path, what: str) -> tuple[dict[str, Path], list[Problem], s
     for p in sorted(folder.iterdir()):
         if p.name.startswith("."):
             continue
+        try:
+            p.name.encode("utf-8")
+        except UnicodeEncodeError:  # it could not be written to the JSONL: reported, not read
+            problems.append(Problem(repr(str(p))[1:-1], f"{what} file name is not valid UTF-8 (rename the file)"))
+            bad.add(p.stem)
+            continue
         if p.is_dir() and not p.is_symlink():
             if p.suffix.lower() in IMAGE_EXTENSIONS:  # else a user looks for the file and finds it "there"
                 problems.append(Problem(str(p), f"a folder named like a {what} file, not a file"))
