@@ -43,6 +43,7 @@ __all__ = [
     "open_regular",
     "request_stop",
     "resolve_under",
+    "same_entry",
     "stop_handler",
     "stop_requested",
 ]
@@ -334,6 +335,12 @@ def _entry(path: str | os.PathLike[str]) -> str:
     """A folder entry's canonical name: the real path of its folder, then its own name."""
     p = os.path.abspath(path)
     return os.path.join(os.path.realpath(os.path.dirname(p)), os.path.basename(p))
+
+
+def same_entry(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name the same folder entry (the last component is not followed, so a
+    symlink is its own entry, not its target's)."""
+    return _entry(a) == _entry(b)
 
 
 def _fsync_dir(folder: str | os.PathLike[str]) -> None:

@@ -53,6 +53,7 @@ from paligemma_segcodec.safeio import (
     copy_file,
     open_regular,
     resolve_under,
+    same_entry,
 )
 from paligemma_segcodec.tokens import check_label
 
@@ -198,7 +199,7 @@ def _place_image(ex: Example, dest_dir: Path, mode: str | None, size: int | None
     # The destination *is* the source: the same folder entry (also when that entry is a symlink
     # the user's images folder holds), or the same file under another name (a hard link).
     same = source is not None and (
-        _entry(dest) == _entry(source) or (os.path.lexists(dest) and not link and _same_file(source, dest))
+        same_entry(dest, source) or (os.path.lexists(dest) and not link and _same_file(source, dest))
     )
     if same and size is None:
         return  # copying or linking a file onto itself: it is already there
@@ -220,11 +221,6 @@ def _place_image(ex: Example, dest_dir: Path, mode: str | None, size: int | None
         atomic_symlink(ex.image_path.resolve(), dest)
     else:
         copy_file(ex.image_path, dest, guard=guard)
-
-
-def _entry(path: Path) -> str:
-    p = os.path.abspath(path)
-    return os.path.join(os.path.realpath(os.path.dirname(p)), os.path.basename(p))
 
 
 def _same_file(a: Path, b: Path) -> bool:
