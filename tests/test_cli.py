@@ -117,3 +117,16 @@ def test_bench_tf_calibration_is_skipped_without_tensorflow(monkeypatch: pytest.
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     assert "pip install 'paligemma-segcodec[tf]'" in out["tf_reference"]["skipped"]
+
+
+def test_show_out_pointing_at_the_predictions_file_is_refused(tmp_path: Path) -> None:
+    """``show --predictions P --out P``: refused before any work (exit 2), P unchanged."""
+    images = tmp_path / "images"
+    images.mkdir()
+    preds = tmp_path / "p.jsonl"
+    preds.write_text('{"image": "a.png", "prediction": ""}\n')
+    before = preds.read_bytes()
+    args = ["show", "--predictions", str(preds), "--images", str(images), "--out", str(preds)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "input" in result.output and preds.read_bytes() == before

@@ -524,6 +524,9 @@ def show(
             found = _image_jobs(_predictions(predictions), images, skipped)
         dests = _overlay_names([name for _, _, name in found])
         guard = guard_outputs([], [predictions, checkpoint], [images])
+        if out.exists() and not out.is_dir():
+            guard.check_output(out, "--out")
+            raise click.UsageError(f"--out {out} is a file; with --predictions give a folder for the overlays")
         for answer, path, name in found:
             try:
                 dest = resolve_under(out, dests[name], what="overlay name")
