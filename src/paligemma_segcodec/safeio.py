@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import stat
 import tempfile
@@ -128,7 +129,10 @@ def _named(err: OSError, path: Path) -> OSError:
     return err
 
 
+@functools.cache
 def _default_mode() -> int:
+    """``0o666`` less the umask, read once (``os.umask`` can only be read by setting it, which is
+    not thread-safe, so not per file)."""
     mask = os.umask(0o022)
     os.umask(mask)
     return 0o666 & ~mask

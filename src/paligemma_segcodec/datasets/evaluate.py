@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from paligemma_segcodec.datasets.files import IMAGE_EXTENSIONS, Problem, unreadable
+from paligemma_segcodec.datasets.files import IMAGE_EXTENSIONS, Problem, non_utf8_name, unreadable
 from paligemma_segcodec.errors import SkippedObjectWarning
 from paligemma_segcodec.maskio import binarize, read_mask_values
 from paligemma_segcodec.safeio import atomic_write, open_regular
@@ -181,10 +181,9 @@ def _gt_from_masks(
     ``skipped`` and is never opened for a blocking read."""
     for p in sorted(masks_dir.iterdir()):
         if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."):
-            try:
-                p.name.encode("utf-8")
-            except UnicodeEncodeError:
-                skipped.append(Problem(repr(str(p))[1:-1], "mask file name is not valid UTF-8 (rename the file)"))
+            problem = non_utf8_name(p, "mask")
+            if problem is not None:
+                skipped.append(problem)
                 continue
             try:
                 values = read_mask_values(p)

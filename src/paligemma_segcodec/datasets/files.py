@@ -28,6 +28,7 @@ __all__ = [
     "extract_objects",
     "is_thin",
     "match_pairs",
+    "non_utf8_name",
     "parse_classes",
     "unreadable",
 ]
@@ -126,6 +127,16 @@ class MaskObject:
         return int(self.crop.sum())
 
 
+def non_utf8_name(path: Path, what: str) -> Problem | None:
+    """The `Problem` for a file whose name is not valid UTF-8 (it could not be written to a JSONL
+    or CSV report), named with its bytes escaped; None for a normal name."""
+    try:
+        path.name.encode("utf-8")
+    except UnicodeEncodeError:
+        return Problem(repr(str(path))[1:-1], f"{what} file name is not valid UTF-8 (rename the file)")
+    return None
+
+
 def _listing(folder: Path, what: str) -> tuple[dict[str, Path], list[Problem], set[str]]:
     """``(stem → file, problems, stems of unusable files)``: an unusable file (special, broken
     link) is reported once here, and its partner is not reported again as unmatched."""
@@ -135,10 +146,9 @@ def _listing(folder: Path, what: str) -> tuple[dict[str, Path], list[Problem], s
     for p in sorted(folder.iterdir()):
         if p.name.startswith("."):
             continue
-        try:
-            p.name.encode("utf-8")
-        except UnicodeEncodeError:  # it could not be written to the JSONL: reported, not read
-            problems.append(Problem(repr(str(p))[1:-1], f"{what} file name is not valid UTF-8 (rename the file)"))
+        problem = non_utf8_name(p, what)
+        if problem is not None:  # it could not be written to the JSONL: reported, not read
+            problems.append(problem)
             bad.add(p.stem)
             continue
         if p.is_dir() and not p.is_symlink():
