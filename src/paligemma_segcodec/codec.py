@@ -33,11 +33,10 @@ import numpy.typing as npt
 from paligemma_segcodec.checkpoint import Checkpoint, read_checkpoint, resolve_checkpoint
 from paligemma_segcodec.model import HIGHEST, Decoder, Encoder, ModelConfig, Params, params_from_checkpoint
 from paligemma_segcodec.model_numpy import distances_f64, encode_latents_f64
+from paligemma_segcodec.prep import MASK_SIZE
 
 __all__ = ["GAP_EPSILON", "MASK_SIZE", "TIE_EPSILON", "Codec", "load_codec"]
 
-MASK_SIZE = 64
-"""Side of the square masks the VQ-VAE encodes and decodes."""
 
 _MIN_BUCKET = 1  # one mask costs one mask (batch-1 calls are 3x faster than padding to 8)
 _CPU_DECODE_CHUNK = 32  # measured best decoder batch on a 2-core CPU (benchmarks/)

@@ -1,0 +1,111 @@
+"""Host-side preparation: a mask (or its crop) → its box's ``<loc>`` indices and the 64×64 encoder input.
+
+No JAX: the crop and the reference's antialiased resize (`paligemma_segcodec.resize`) in NumPy, or
+compiled with numba where it is installed. `paligemma_segcodec.api` feeds the results to the encoder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from paligemma_segcodec.boxes import Box, box_to_loc, crop_pixels, tight_box, validate_box
+from paligemma_segcodec.resize import resize, resize_binary
+
+__all__ = ["MASK_SIZE", "PreparedMask", "prepare_crop", "prepare_mask"]
+
+MASK_SIZE = 64
+"""Side of the square masks the VQ-VAE encodes and decodes."""
+
+
+def _as_mask(mask: npt.ArrayLike, where: str) -> npt.NDArray[np.bool_] | npt.NDArray[np.float32]:
+    """Validates a mask: bool ``(H, W)`` for binary input (bool, integer 0/1 or 0/255), else float32 in [0, 1]."""
+    if isinstance(mask, (str, bytes)):
+        raise TypeError(f"{where} must be an array, got {type(mask).__name__}")
+    arr = np.asarray(mask)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 2:
+        raise ValueError(f"{where} must be 2-D (H, W), got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{where} has no pixels (shape {arr.shape})")
+    if arr.dtype == np.bool_:
+        return arr
+    if np.issubdtype(arr.dtype, np.integer):
+        hi, lo = int(arr.max()), int(arr.min())
+        if lo >= 0 and hi <= 1:
+            return np.asarray(arr != 0)
+        if lo >= 0 and hi == 255:
+            binary: npt.NDArray[np.bool_] = np.asarray(arr == 255)
+            if np.count_nonzero(binary) == np.count_nonzero(arr):
+                return binary
+        raise ValueError(
+            f"{where} is an integer mask with values other than 0/1 or 0/255 (range {lo}..{hi}): "
+            "threshold it first, e.g. mask > 127"
+        )
+    if np.issubdtype(arr.dtype, np.floating):
+        out: npt.NDArray[np.float32] = arr.astype(np.float32, copy=False)
+        lo_f, hi_f = float(out.min()), float(out.max())
+        if not (np.isfinite(lo_f) and np.isfinite(hi_f)):
+            raise ValueError(f"{where} contains NaN or inf")
+        if lo_f < 0 or hi_f > 1:
+            raise ValueError(f"{where} is a float mask with values outside [0, 1] (range {lo_f}..{hi_f})")
+        return out
+    raise TypeError(f"{where} must be bool, integer or float, got dtype {arr.dtype}")
+
+
+@dataclass(frozen=True)
+class PreparedMask:
+    """A mask ready for the encoder: its box's loc tokens and the 64×64 crop.
+
+    Attributes:
+      loc: the 4 ``<loc>`` indices of the box.
+      mask64: float32 ``[64, 64]`` in [0, 1], the crop after the reference's antialiased resize.
+    """
+
+    loc: tuple[int, int, int, int]
+    mask64: npt.NDArray[np.float32]
+
+
+def prepare_mask(mask: npt.ArrayLike, box: Sequence[float] | None = None, *, where: str = "mask") -> PreparedMask:
+    """Crops and resizes a mask exactly like the reference encoder (host side, NumPy).
+
+    Args:
+      mask: ``(H, W)`` (or ``(H, W, 1)``) bool, integer 0/1 or 0/255, or float in [0, 1].
+      box: normalized ``(y1, x1, y2, x2)``; None = the tight box of the mask's non-zero pixels.
+
+    Raises:
+      ValueError: bad shape/values, an empty mask without a box, a box outside [0, 1] or of zero
+        area, or a box whose crop rounds to zero pixels.
+      TypeError: a non-numeric mask.
+    """
+    m = _as_mask(mask, where)
+    h, w = m.shape
+    if box is None and not m.any():
+        raise ValueError(f"{where} is empty (no non-zero pixel): it has no tight box; pass box= explicitly")
+    the_box: Box = tight_box(m) if box is None else validate_box(box, where=f"box of {where}")
+    top, left, bottom, right = crop_pixels(the_box, h, w)
+    if bottom <= top or right <= left:
+        raise ValueError(
+            f"box {the_box} on the {h}x{w} {where} rounds to an empty crop "
+            f"(rows {top}:{bottom}, columns {left}:{right}); make the box at least a pixel wide"
+        )
+    return prepare_crop(m[top:bottom, left:right], the_box)
+
+
+def prepare_crop(crop: npt.ArrayLike, box: Sequence[float]) -> PreparedMask:
+    """`PreparedMask` from a crop that was already cut out (``crop == mask[crop_pixels(box, H, W)]``).
+
+    For callers that hold only the pixels inside the box, e.g. one connected component's bounding
+    slice with its tight box. ``crop`` is bool, or float in [0, 1] ``(h, w)`` (not re-validated).
+    Bool crops take the bit-packed fast path (`resize_binary`), others the separable float resize.
+    """
+    arr = np.asarray(crop)
+    if arr.dtype == np.bool_:
+        mask64 = resize_binary(arr, MASK_SIZE, MASK_SIZE)
+    else:
+        mask64 = resize(arr.astype(np.float32, copy=False), MASK_SIZE, MASK_SIZE)
+    return PreparedMask(loc=box_to_loc(box), mask64=mask64)
