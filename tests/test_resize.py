@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -71,14 +72,14 @@ def test_weights_equal_tf_loop_bit_for_bit(n: int, out: int) -> None:
 @given(hnp.arrays(bool, st.tuples(st.integers(1, 400), st.integers(1, 400))), st.data())
 def test_compiled_and_numpy_binary_paths_agree(mask: np.ndarray, data: st.DataObject) -> None:
     """The numba row loop (``fast`` extra) and the NumPy one give the same resize, also on crop views."""
-    pytest.importorskip("numba")
+    compiled = pytest.importorskip("paligemma_segcodec._resize_numba")  # also under PALIGEMMA_SEGCODEC_NUMBA=0
     top = data.draw(st.integers(0, mask.shape[0] - 1))
     left = data.draw(st.integers(0, mask.shape[1] - 1))
     crop = mask[top:, left:]  # a non-contiguous view, as encode_mask passes
     oh, ow = data.draw(st.integers(1, 80)), data.draw(st.integers(1, 80))
-    kernel = resize_mod._numba_kernel()
-    assert kernel is not None
-    fast = resize_binary(crop, oh, ow)
+    with _path(compiled):
+        assert resize_mod._numba_kernel() is compiled.resize_packed
+        fast = resize_binary(crop, oh, ow)
     with _numpy_path():
         slow = resize_binary(crop, oh, ow)
     np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-6)
@@ -93,10 +94,15 @@ def test_numba_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @contextlib.contextmanager
-def _numpy_path() -> Iterator[None]:
+def _path(module: ModuleType | None) -> Iterator[None]:
+    """Runs the resize with the compiled loops of ``module`` (None: the NumPy path)."""
     saved = list(resize_mod._NUMBA)
-    resize_mod._NUMBA[:] = [None]
+    resize_mod._NUMBA[:] = [module]
     try:
         yield
     finally:
         resize_mod._NUMBA[:] = saved
+
+
+def _numpy_path() -> contextlib.AbstractContextManager[None]:
+    return _path(None)

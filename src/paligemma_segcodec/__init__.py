@@ -37,6 +37,7 @@ from paligemma_segcodec.errors import (
     NotARegularFileError,
     OutputOverInputError,
     SkippedObjectWarning,
+    SlowPathWarning,
     ThinObjectWarning,
     UnsafePathError,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "OutputOverInputError",
     "Segment",
     "SkippedObjectWarning",
+    "SlowPathWarning",
     "ThinObjectWarning",
     "UnsafePathError",
     "__version__",

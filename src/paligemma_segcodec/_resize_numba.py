@@ -1,10 +1,10 @@
-"""The compiled row loop of `resize.resize_binary` (numba; installed by the ``fast`` extra).
+"""The compiled loops of the host prep: `resize.resize_binary`'s row loop and the tight-box scan (numba).
 
 Same arithmetic as the NumPy path in `resize`, fused into one pass over the bit-packed rows:
 for each row, the integer prefix sums S0 (set pixels) and S1 (their column positions) at the
 column cut points, from per-byte popcount / position-sum tables; then the row is added, with its
 float64 row weights, into the (at most a few) output rows whose span covers it. Only this module
-imports numba; `resize` falls back to NumPy when it is missing.
+imports numba; `resize` falls back to NumPy (with one `SlowPathWarning`) when it cannot be imported.
 """
 
 from __future__ import annotations
@@ -113,3 +113,46 @@ def resize_packed(
             right1 = out[i, n_points + e] - out[i, n_points + m]
             result[i, k] = coef[k, 0] * left0 + coef[k, 1] * left1 + coef[k, 2] * right0 + coef[k, 3] * right1
     return result
+
+
+@numba.njit(cache=True, nogil=True)
+def nonzero_bounds(mask: npt.NDArray[np.bool_]) -> tuple[int, int, int, int]:  # pragma: no cover - compiled
+    """``(top, left, bottom, right)`` (inclusive) of the non-zero pixels of a bool ``(h, w)`` array,
+    ``(-1, -1, -1, -1)`` when there is none. Scans with early exits: the first and last non-empty
+    rows from each end, then per row in between only the columns outside the bounds found so far
+    (about the area outside the box, instead of two full passes)."""
+    h, w = mask.shape
+    top = -1
+    left = w
+    right = -1
+    for r in range(h):
+        for c in range(w):
+            if mask[r, c]:
+                top = r
+                left = c
+                break
+        if top >= 0:
+            break
+    if top < 0:
+        return -1, -1, -1, -1
+    bottom = top
+    for r in range(h - 1, top - 1, -1):
+        found = False
+        for c in range(w - 1, -1, -1):
+            if mask[r, c]:
+                right = max(right, c)
+                found = True
+                break
+        if found:
+            bottom = r
+            break
+    for r in range(top, bottom + 1):
+        for c in range(left):
+            if mask[r, c]:
+                left = c
+                break
+        for c in range(w - 1, right, -1):
+            if mask[r, c]:
+                right = c
+                break
+    return top, left, bottom, right

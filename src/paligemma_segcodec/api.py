@@ -15,7 +15,7 @@ import numpy.typing as npt
 from paligemma_segcodec.boxes import LOC_MAX, Convention
 from paligemma_segcodec.codec import Codec, load_codec
 from paligemma_segcodec.errors import SkippedObjectWarning, ThinObjectWarning
-from paligemma_segcodec.prep import PreparedMask, prepare_crop, prepare_mask
+from paligemma_segcodec.prep import PreparedMask, _prepare, prepare_crop, prepare_mask
 from paligemma_segcodec.segment import Segment, check_size, paste_mask
 from paligemma_segcodec.tokens import ParsedObject, _scan, check_label, format_object
 
@@ -181,14 +181,16 @@ def _encode_masks(
     start = 0
     while start < n:
         stop = min(n, start + (codec.host_chunk if codec is not None else _FIRST_CHUNK))
-        prepared = [
-            prepare_mask(masks[i], None if boxes is None else boxes[i], where=f"mask {i}" if n > 1 else "mask")
-            for i in range(start, stop)
-        ]
+        chunk_locs, masks64 = _prepare(
+            [masks[i] for i in range(start, stop)],  # any sequence: index one at a time
+            None if boxes is None else [boxes[i] for i in range(start, stop)],
+            start,
+            single=n == 1,
+        )
         codec = codec or default_codec()  # loaded after the first chunk validated
-        waits.append(codec.encode_indices_async(np.stack([p.mask64 for p in prepared])))
+        waits.append(codec.encode_indices_async(masks64))
         start = stop
-        locs += [p.loc for p in prepared]
+        locs += chunk_locs
     indices = [row for wait in waits for row in wait().tolist()]
     locs = _final_locs(locs, min_loc_extent, stacklevel)
     return [

@@ -14,6 +14,7 @@ __all__ = [
     "NotARegularFileError",
     "OutputOverInputError",
     "SkippedObjectWarning",
+    "SlowPathWarning",
     "ThinObjectWarning",
     "UnsafePathError",
 ]
@@ -75,3 +76,9 @@ class OutputOverInputError(ValueError):
 class ImageTooLargeError(ValueError):
     """An image or mask file declares more pixels than Pillow's decompression-bomb limit
     (``PIL.Image.MAX_IMAGE_PIXELS`` × 2, about 179 million by default); it is not decoded."""
+
+
+class SlowPathWarning(UserWarning):
+    """numba (a dependency) could not be imported, so the host-side resize runs in NumPy: the same
+    tokens, about 3-5x slower on the host. Shown once per process; set
+    ``PALIGEMMA_SEGCODEC_NUMBA=0`` to choose the NumPy path deliberately (no warning)."""

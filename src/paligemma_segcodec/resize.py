@@ -10,11 +10,15 @@ bilinear) pastes decoded 64×64 masks back into a box. Both are separable: a res
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from functools import lru_cache
+from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
+
+from paligemma_segcodec.errors import SlowPathWarning
 
 __all__ = ["resize", "resize_weights"]
 
@@ -179,8 +183,8 @@ def resize_binary(mask: npt.ArrayLike, height: int, width: int) -> npt.NDArray[n
 
     Prefix sums along each row come from the bit-packed mask (exact integers, on 8-pixel bytes);
     they are reduced over rows with the cached row weights, then combined at the column cut points.
-    The row loop runs compiled (numba) when the ``fast`` extra is installed, else in NumPy; both
-    give the same float64 sums up to summation order.
+    The row loop runs compiled (numba, a dependency), or in NumPy when numba cannot be imported or
+    ``PALIGEMMA_SEGCODEC_NUMBA=0``; both give the same float64 sums up to summation order.
     """
     m = np.asarray(mask, dtype=bool)
     if m.ndim != 2 or m.size == 0:
@@ -209,22 +213,35 @@ def _row_reduce_numpy(
     return np.asarray(_row_weights64(h, height) @ np.concatenate([s0, s1], axis=1))
 
 
-_NUMBA: list[Callable[..., npt.NDArray[np.float64]] | None] = []
+_NUMBA: list[ModuleType | None] = []
 
 
-def _numba_kernel() -> Callable[..., npt.NDArray[np.float64]] | None:
-    """The compiled resize loop, or None without numba (or with ``PALIGEMMA_SEGCODEC_NUMBA=0``)."""
+def _numba_module() -> ModuleType | None:
+    """`paligemma_segcodec._resize_numba` (the compiled loops), or None with ``PALIGEMMA_SEGCODEC_NUMBA=0``
+    or when numba cannot be imported (then once a `SlowPathWarning` says so)."""
     if not _NUMBA:
-        kernel: Callable[..., npt.NDArray[np.float64]] | None = None
+        module: ModuleType | None = None
         if os.environ.get("PALIGEMMA_SEGCODEC_NUMBA", "1") != "0":
             try:
                 from paligemma_segcodec import _resize_numba
-            except ImportError:
-                pass
+            except ImportError as err:  # numba is a dependency: a broken or unsupported install
+                warnings.warn(
+                    f"numba could not be imported ({err}): the host-side resize runs in NumPy, about 3-5x "
+                    "slower (same tokens); reinstall numba (pip install numba) to get the compiled path, "
+                    "or set PALIGEMMA_SEGCODEC_NUMBA=0 to choose the NumPy path without this notice",
+                    SlowPathWarning,
+                    stacklevel=3,
+                )
             else:
-                kernel = _resize_numba.resize_packed
-        _NUMBA.append(kernel)
+                module = _resize_numba
+        _NUMBA.append(module)
     return _NUMBA[0]
+
+
+def _numba_kernel() -> Callable[..., npt.NDArray[np.float64]] | None:
+    """The compiled resize loop, or None (see `_numba_module`)."""
+    module = _numba_module()
+    return None if module is None else module.resize_packed
 
 
 @lru_cache(maxsize=256)
