@@ -145,11 +145,24 @@ def _prepare(
     masks: Sequence[npt.ArrayLike], boxes: Sequence[Sequence[float] | None] | None, start: int, *, single: bool
 ) -> tuple[list[tuple[int, int, int, int]], npt.NDArray[np.float32]]:
     """`prepare_batch`; ``single``: error messages say "mask" (one mask) instead of "mask {i}"."""
-    n = len(masks)
-    out = np.empty((n, MASK_SIZE, MASK_SIZE), np.float32)
+    locs, crops = _crops(masks, boxes, start, single=single)
+    out = np.empty((len(crops), MASK_SIZE, MASK_SIZE), np.float32)
+    for i, crop in enumerate(crops):
+        out[i] = (
+            resize_binary(crop, MASK_SIZE, MASK_SIZE) if crop.dtype == np.bool_ else resize(crop, MASK_SIZE, MASK_SIZE)
+        )
+    return locs, out
+
+
+def _crops(
+    masks: Sequence[npt.ArrayLike], boxes: Sequence[Sequence[float] | None] | None, start: int, *, single: bool
+) -> tuple[list[tuple[int, int, int, int]], list[npt.NDArray[np.bool_] | npt.NDArray[np.float32]]]:
+    """Each mask validated, its box (given, or the tight box) → its ``<loc>`` indices and its crop
+    (a view: bool for binary masks, else float32), as `prepare_mask` cuts it."""
     locs = []
+    crops: list[npt.NDArray[np.bool_] | npt.NDArray[np.float32]] = []
     numba_mod = _numba_module()
-    for i in range(n):
+    for i in range(len(masks)):
         where = "mask" if single else f"mask {start + i}"
         m = _as_mask(masks[i], where)
         box = None if boxes is None else boxes[i]
@@ -171,9 +184,6 @@ def _prepare(
                 f"box {the_box} on the {h}x{w} {where} rounds to an empty crop "
                 f"(rows {t}:{b}, columns {left_}:{r}); make the box at least a pixel wide"
             )
-        crop = m[t:b, left_:r]
-        out[i] = (
-            resize_binary(crop, MASK_SIZE, MASK_SIZE) if crop.dtype == np.bool_ else resize(crop, MASK_SIZE, MASK_SIZE)
-        )
+        crops.append(m[t:b, left_:r])
         locs.append(box_to_loc(the_box))
-    return locs, out
+    return locs, crops
