@@ -6,9 +6,14 @@
 
 from __future__ import annotations
 
+import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
+import jax
 import numpy as np
 import numpy.typing as npt
 
@@ -33,6 +38,8 @@ __all__ = [
 
 
 _FIRST_CHUNK = 64  # before the default codec is loaded
+_S = TypeVar("_S")
+_R = TypeVar("_R")
 
 
 def default_codec() -> Codec:
@@ -175,28 +182,77 @@ def _encode_masks(
     for i, label in enumerate(labels or ()):
         if label is not None:
             check_label(label, f"labels[{i}]")  # before any work is done
-    # Host work (crop + resize) of chunk k+1 overlaps the device's encoding of chunk k.
-    locs: list[tuple[int, int, int, int]] = []
-    waits = []
-    start = 0
-    while start < n:
-        stop = min(n, start + (codec.host_chunk if codec is not None else _FIRST_CHUNK))
-        chunk_locs, masks64 = _prepare(
-            [masks[i] for i in range(start, stop)],  # any sequence: index one at a time
-            None if boxes is None else [boxes[i] for i in range(start, stop)],
-            start,
+
+    # Host work (crop + resize) of the next chunks overlaps the device's encoding of this one: JAX
+    # dispatches asynchronously, and with `_host_threads` > 1 (a GPU) chunks are prepared on a pool.
+    def prepare(span: tuple[int, int]) -> tuple[list[tuple[int, int, int, int]], npt.NDArray[np.float32]]:
+        a, b = span
+        return _prepare(
+            [masks[i] for i in range(a, b)],  # any sequence: index one at a time
+            None if boxes is None else [boxes[i] for i in range(a, b)],
+            a,
             single=n == 1,
         )
+
+    locs: list[tuple[int, int, int, int]] = []
+    waits = []
+    first = min(n, codec.host_chunk if codec is not None else _FIRST_CHUNK)
+    if first:
+        chunk_locs, masks64 = prepare((0, first))
         codec = codec or default_codec()  # loaded after the first chunk validated
         waits.append(codec.encode_indices_async(masks64))
-        start = stop
         locs += chunk_locs
+    if first < n:
+        assert codec is not None
+        spans = [(a, min(n, a + codec.host_chunk)) for a in range(first, n, codec.host_chunk)]
+        for chunk_locs, masks64 in _ordered(prepare, spans, _host_threads()):
+            waits.append(codec.encode_indices_async(masks64))
+            locs += chunk_locs
     indices = [row for wait in waits for row in wait().tolist()]
     locs = _final_locs(locs, min_loc_extent, stacklevel)
     return [
         format_object(loc, seg, None if labels is None else labels[i])
         for i, (loc, seg) in enumerate(zip(locs, indices, strict=True))
     ]
+
+
+def _host_threads() -> int:
+    """Threads `encode_masks` prepares chunks on: ``$PALIGEMMA_SEGCODEC_HOST_THREADS`` when set, else 1
+    on a CPU backend (the encoder already uses every core) and ``min(8, CPU count)`` on an accelerator
+    (the host prep is then the bottleneck; its compiled parts release the GIL)."""
+    env = os.environ.get("PALIGEMMA_SEGCODEC_HOST_THREADS", "")
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            raise ValueError(f"PALIGEMMA_SEGCODEC_HOST_THREADS must be an integer >= 1, got {env!r}") from None
+        if value < 1:
+            raise ValueError(f"PALIGEMMA_SEGCODEC_HOST_THREADS must be an integer >= 1, got {env!r}")
+        return value
+    if jax.default_backend() == "cpu":
+        return 1
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def _ordered(fn: Callable[[_S], _R], items: Sequence[_S], threads: int) -> Iterator[_R]:
+    """``map(fn, items)`` in order; with ``threads > 1`` on a pool, at most ``threads + 1`` items
+    ahead of the consumer (bounded memory). An exception comes out at its item's place."""
+    if threads <= 1 or len(items) <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="segcodec-prep") as pool:
+        pending: deque[Future[_R]] = deque()
+        it = iter(items)
+        try:
+            for item in it:
+                pending.append(pool.submit(fn, item))
+                if len(pending) > threads:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()
 
 
 def encode_prepared(
