@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -47,9 +49,15 @@ def _fake_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, content: bytes) -
     """A stand-in for hf_hub_download that serves `content` from a temporary cache folder."""
     calls: list[dict[str, str]] = []
 
-    def fake_download(repo_id: str, filename: str, repo_type: str) -> str:
-        calls.append({"repo_id": repo_id, "filename": filename, "repo_type": repo_type})
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def fake_download(repo_id: str, filename: str, repo_type: str, local_files_only: bool = False) -> str:
         path = tmp_path / "hub" / f"spaces--{repo_id.replace('/', '--')}" / filename
+        if local_files_only:  # the cache lookup: a miss until the first download
+            if not path.exists():
+                raise LocalEntryNotFoundError("not in the cache")
+            return str(path)
+        calls.append({"repo_id": repo_id, "filename": filename, "repo_type": repo_type})
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
         return str(path)
@@ -57,7 +65,9 @@ def _fake_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, content: bytes) -
     import huggingface_hub
 
     monkeypatch.delenv(ck.ENV_VAR, raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.setattr(ck, "_hub_reachable", lambda endpoint, seconds=1.5: True)
     return calls
 
 
@@ -68,6 +78,7 @@ def test_download_verifies_sha256(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     path = resolve_checkpoint()
     assert path.read_bytes() == content
     assert calls == [{"repo_id": "big-vision/paligemma-hf", "filename": "vae-oid.npz", "repo_type": "space"}]
+    assert resolve_checkpoint() == path and len(calls) == 1  # the second time from the cache, no download
 
 
 def test_download_rejects_tampered_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,8 +111,8 @@ def test_offline_and_not_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_unreachable_hub_suggests_hf_hub_offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No network and HF_HUB_OFFLINE unset: huggingface_hub retries, then fails; the message says
-    how to get the file and how to skip the retries next time."""
+    """The probe said the Hub is up, then huggingface_hub failed anyway: the message says how to get
+    the file and how to skip the network next time."""
     import huggingface_hub
     from huggingface_hub.errors import LocalEntryNotFoundError
 
@@ -111,10 +122,57 @@ def test_unreachable_hub_suggests_hf_hub_offline(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv(ck.ENV_VAR, raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", unreachable)
+    monkeypatch.setattr(ck, "_hub_reachable", lambda endpoint, seconds=1.5: True)
     with pytest.raises(CheckpointNotFoundError) as info:
         resolve_checkpoint()
     msg = str(info.value)
     assert "could not be reached" in msg and "set HF_HUB_OFFLINE=1" in msg and "--checkpoint" in msg
+
+
+def test_no_network_fails_fast_without_hf_hub_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real huggingface_hub, an empty cache, HF_HUB_OFFLINE unset and the Hub's host unreachable
+    (a closed local port as the endpoint): huggingface_hub is asked only for the cache (no download
+    and its retries), and one message names the three ways out."""
+    import huggingface_hub
+    import huggingface_hub.constants as c
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    real = huggingface_hub.hf_hub_download
+    asked: list[bool] = []
+
+    def spy(**kwargs: object) -> str:
+        asked.append(bool(kwargs.get("local_files_only")))
+        return str(real(**kwargs))  # type: ignore[arg-type]
+
+    monkeypatch.delenv(ck.ENV_VAR, raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(c, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(c, "ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", spy)
+    with pytest.raises(CheckpointNotFoundError) as info:
+        resolve_checkpoint()
+    msg = str(info.value)
+    assert asked == [True]
+    assert "cannot be reached" in msg and f"127.0.0.1:{port}" in msg
+    assert "--checkpoint" in msg and "PALIGEMMA_SEGCODEC_CHECKPOINT" in msg and "HF_HUB_OFFLINE" in msg
+
+
+def test_hub_probe_gives_up_on_a_silent_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name lookup or connect that hangs does not hold the caller past the probe's time."""
+    release = threading.Event()
+
+    def hang(*_: object, **__: object) -> socket.socket:
+        release.wait(10)
+        raise OSError("gave up")
+
+    monkeypatch.setattr(socket, "create_connection", hang)
+    try:
+        assert ck._hub_reachable("https://huggingface.co", seconds=0.2) is False
+    finally:
+        release.set()
 
 
 def test_offline_but_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

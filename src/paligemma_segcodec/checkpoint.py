@@ -20,7 +20,10 @@ import hashlib
 import io
 import math
 import os
+import socket
 import struct
+import threading
+import urllib.parse
 import warnings
 import zipfile
 import zlib
@@ -139,27 +142,77 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def _download_default() -> Path:
+_PROBE_SECONDS = 1.5  # how long the Hub may take to accept a TCP connection before we call it unreachable
+
+
+def _hf_imports() -> tuple[Any, type[Exception], str]:
+    """``hf_hub_download``, its "not in the cache" error type and the Hub endpoint, across
+    huggingface_hub versions (the error moved to ``huggingface_hub.errors`` in 0.24)."""
     try:
+        import huggingface_hub
         from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import LocalEntryNotFoundError
     except ImportError as err:  # pragma: no cover - huggingface_hub is a dependency
-        raise CheckpointNotFoundError(f"huggingface_hub is not installed. {_HOW_TO_GET}") from err
+        raise CheckpointNotFoundError(f"huggingface_hub cannot be imported ({err}). {_HOW_TO_GET}") from err
     try:
-        local = hf_hub_download(repo_id=HF_REPO_ID, filename=HF_FILENAME, repo_type=HF_REPO_TYPE)
-    except LocalEntryNotFoundError as err:
-        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
-        why = (
-            "HF_HUB_OFFLINE is set"
-            if offline
-            else "the Hugging Face Hub could not be reached (on a machine without network, set HF_HUB_OFFLINE=1 "
-            "to fail at once instead of after huggingface_hub's retries)"
-        )
-        raise CheckpointNotFoundError(
-            f"The default checkpoint {HF_FILENAME} is not in the Hugging Face cache and {why}. {_HOW_TO_GET}"
-        ) from err
-    except OSError as err:  # network errors that are not wrapped as LocalEntryNotFoundError
-        raise CheckpointNotFoundError(f"Could not download {HF_FILENAME}: {err}. {_HOW_TO_GET}") from err
+        from huggingface_hub.errors import LocalEntryNotFoundError
+    except ImportError:  # huggingface_hub < 0.24
+        from huggingface_hub.utils import LocalEntryNotFoundError  # type: ignore[attr-defined]
+    endpoint = str(getattr(huggingface_hub.constants, "ENDPOINT", "https://huggingface.co"))
+    return hf_hub_download, LocalEntryNotFoundError, endpoint
+
+
+def _hub_reachable(endpoint: str, seconds: float = _PROBE_SECONDS) -> bool:
+    """Whether a TCP connection to the Hub's host opens within ``seconds`` (name lookup included: it
+    runs on a daemon thread, so a hanging DNS cannot hold the caller longer)."""
+    url = urllib.parse.urlsplit(endpoint)
+    host = url.hostname or "huggingface.co"
+    port = url.port or (80 if url.scheme == "http" else 443)
+    ok: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=seconds).close()
+            ok.append(True)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=probe, name="segcodec-hub-probe", daemon=True)
+    thread.start()
+    thread.join(seconds + 0.25)
+    return bool(ok)
+
+
+def _download_default() -> Path:
+    hf_hub_download, not_cached, endpoint = _hf_imports()
+    where = {"repo_id": HF_REPO_ID, "filename": HF_FILENAME, "repo_type": HF_REPO_TYPE}
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+    try:  # the cache first: no network, no retries
+        local = hf_hub_download(**where, local_files_only=True)
+    except (not_cached, FileNotFoundError):
+        local = None
+    if local is None:
+        if offline:
+            why = "HF_HUB_OFFLINE is set"
+        elif not _hub_reachable(endpoint):
+            why = (
+                f"the Hugging Face Hub ({endpoint}) cannot be reached from this machine (set HF_HUB_OFFLINE=1 on "
+                "machines without network to skip this check)"
+            )
+        else:
+            why = ""
+        if why:
+            raise CheckpointNotFoundError(
+                f"The default checkpoint {HF_FILENAME} is not in the Hugging Face cache and {why}. {_HOW_TO_GET}"
+            )
+        try:
+            local = hf_hub_download(**where)
+        except not_cached as err:
+            raise CheckpointNotFoundError(
+                f"The default checkpoint {HF_FILENAME} is not in the Hugging Face cache and the Hugging Face Hub "
+                f"could not be reached (on a machine without network, set HF_HUB_OFFLINE=1). {_HOW_TO_GET}"
+            ) from err
+        except OSError as err:  # network errors that are not wrapped as LocalEntryNotFoundError
+            raise CheckpointNotFoundError(f"Could not download {HF_FILENAME}: {err}. {_HOW_TO_GET}") from err
     actual = sha256_of(local)
     if actual != SHA256:
         raise CheckpointError(

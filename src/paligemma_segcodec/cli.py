@@ -297,6 +297,10 @@ def encode(
     checkpoint: Path | None,
 ) -> None:
     """Print the PaliGemma tokens of one mask image (4 <loc> + 16 <seg> [+ label])."""
+    from paligemma_segcodec.checkpoint import resolve_checkpoint
+
+    with user_errors():
+        checkpoint = resolve_checkpoint(checkpoint)  # before JAX is imported: a missing file fails at once
     from paligemma_segcodec.api import encode_mask
     from paligemma_segcodec.maskio import read_mask
 
