@@ -66,6 +66,8 @@ def _fake_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, content: bytes) -
 
     monkeypatch.delenv(ck.ENV_VAR, raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
     monkeypatch.setattr(ck, "_hub_reachable", lambda endpoint, seconds=1.5: True)
     return calls
@@ -148,6 +150,8 @@ def test_no_network_fails_fast_without_hf_hub_offline(tmp_path: Path, monkeypatc
 
     monkeypatch.delenv(ck.ENV_VAR, raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(c, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(c, "ENDPOINT", f"http://127.0.0.1:{port}")
@@ -158,6 +162,16 @@ def test_no_network_fails_fast_without_hf_hub_offline(tmp_path: Path, monkeypatc
     assert asked == [True]
     assert "cannot be reached" in msg and f"127.0.0.1:{port}" in msg
     assert "--checkpoint" in msg and "PALIGEMMA_SEGCODEC_CHECKPOINT" in msg and "HF_HUB_OFFLINE" in msg
+
+
+def test_no_probe_behind_a_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With HTTPS_PROXY set a direct connection says nothing: huggingface_hub is asked to download."""
+    calls = _fake_hub(monkeypatch, tmp_path, GOLDEN_CKPT.read_bytes())
+    monkeypatch.setattr(ck, "SHA256", sha256_of(GOLDEN_CKPT))
+    monkeypatch.setattr(ck, "_hub_reachable", lambda endpoint, seconds=1.5: False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert resolve_checkpoint().read_bytes() == GOLDEN_CKPT.read_bytes()
+    assert len(calls) == 1
 
 
 def test_hub_probe_gives_up_on_a_silent_host(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -182,6 +182,13 @@ def _hub_reachable(endpoint: str, seconds: float = _PROBE_SECONDS) -> bool:
     return bool(ok)
 
 
+def _behind_proxy() -> bool:
+    """A proxy is configured (``HTTPS_PROXY`` …): a direct probe says nothing, so huggingface_hub decides."""
+    return any(
+        os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+    )
+
+
 def _download_default() -> Path:
     hf_hub_download, not_cached, endpoint = _hf_imports()
     where = {"repo_id": HF_REPO_ID, "filename": HF_FILENAME, "repo_type": HF_REPO_TYPE}
@@ -193,7 +200,7 @@ def _download_default() -> Path:
     if local is None:
         if offline:
             why = "HF_HUB_OFFLINE is set"
-        elif not _hub_reachable(endpoint):
+        elif not _behind_proxy() and not _hub_reachable(endpoint):
             why = (
                 f"the Hugging Face Hub ({endpoint}) cannot be reached from this machine (set HF_HUB_OFFLINE=1 on "
                 "machines without network to skip this check)"
