@@ -87,38 +87,6 @@ def test_bad_mask_file_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "broken.png" in result.output
 
 
-def test_bench_prints_json_with_rates_and_ratios() -> None:
-    args = ["bench", "--only", "codec", "--batch", "8", "--seconds", "0.05", "--checkpoint", str(CKPT)]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    out = json.loads(result.output)
-    assert out["machine"]["cpu_cores"] >= 1 and "jax" in out["machine"]
-    assert out["machine"]["xla_matmul_gflops"] > 0
-    enc, dec = out["encode_indices"], out["decode_indices"]
-    assert enc["batch"] == dec["batch"] == 8
-    for part in (enc, dec):
-        assert part["masks_per_s"] > 0 and part["baseline_batch1_masks_per_s"] > 0
-        assert part["ratio"] == pytest.approx(part["masks_per_s"] / part["baseline_batch1_masks_per_s"])
-    assert "encode_masks" not in out and "tf_reference" not in out
-
-
-def test_bench_rejects_unknown_names() -> None:
-    result = CliRunner().invoke(main, ["bench", "--only", "codec,nope", "--checkpoint", str(CKPT)])
-    assert result.exit_code == 1
-    assert "unknown benchmark(s) ['nope']" in result.output and "recompiles" in result.output
-
-
-def test_bench_tf_calibration_is_skipped_without_tensorflow(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-
-    monkeypatch.setitem(sys.modules, "tensorflow", None)  # `import tensorflow` raises ImportError
-    args = ["bench", "--only", "tf", "--limit", "2", "--seconds", "0.05", "--checkpoint", str(CKPT)]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    out = json.loads(result.output)
-    assert "pip install 'paligemma-segcodec[tf]'" in out["tf_reference"]["skipped"]
-
-
 def test_show_out_pointing_at_the_predictions_file_is_refused(tmp_path: Path) -> None:
     """``show --predictions P --out P``: refused before any work (exit 2), P unchanged."""
     images = tmp_path / "images"

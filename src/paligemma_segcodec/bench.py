@@ -2,20 +2,34 @@
 
 Each measurement runs after a warm-up and reports a rate and its ratio against a baseline measured
 in the same run: the library's own API called one mask at a time (batch 1), which is what the
-reference's per-mask path does. Timings are wall-clock medians over repeats; nothing here asserts a
-speed (shared machines are noisy): the numbers are for people to read.
+reference's per-mask path does. A rate is the median over repeats; each measurement also records the
+minimum, maximum and spread (``(max - min) / median``) of its repeats. Nothing here asserts a speed
+(shared machines are noisy): the numbers are for people to read, and the run says when they are
+shaky (a ``warnings`` list: too few masks for a stable ratio, or a spread above 10 %).
+
+While it runs, each stage prints one line to the ``progress`` stream (the CLI: stderr) as it
+finishes: name, rate, spread, elapsed seconds. The JSON header records the machine (CPU model,
+cores, platform, `matmul_gflops`), the versions, and the install flavour (which optional parts are
+installed, and whether the compiled resize kernel is active).
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
+import importlib.util
+import json
 import os
 import platform
 import resource
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 import numpy.typing as npt
@@ -23,13 +37,55 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from paligemma_segcodec.codec import Codec
 
-__all__ = ["BENCHMARKS", "machine_info", "matmul_gflops", "run", "synthetic_masks"]
+__all__ = [
+    "BENCHMARKS",
+    "ENCODER_CORE_TARGET",
+    "MAX_SPREAD",
+    "MIN_MASKS",
+    "Log",
+    "Rate",
+    "install_info",
+    "machine_info",
+    "matmul_gflops",
+    "run",
+    "synthetic_masks",
+    "versions",
+]
 
-BENCHMARKS = ("codec", "encode_masks", "decode_tokens", "recompiles", "tf")
+BENCHMARKS = ("codec", "encode_masks", "numpy_fallback", "decode_tokens", "recompiles", "tf")
+
+MIN_MASKS = 200
+"""Fewer masks than this in the end-to-end sample: the run warns that its ratios are not stable."""
+MAX_SPREAD = 0.10
+"""A measurement whose repeats spread more than this (``(max - min) / median``): the run warns."""
+ENCODER_CORE_TARGET = 0.65
+"""Throughput issue: ``encode_masks`` end to end ≥ 0.65 × `Codec.encode_indices` at batch 256, same run."""
+
+# Optional parts: module → (distribution names to ask for a version, the extra that installs it).
+_OPTIONAL = {
+    "numba": (("numba",), "fast"),
+    "tensorflow": (("tensorflow", "tensorflow-cpu"), "tf"),
+    "supervision": (("supervision",), "supervision"),
+    "datasets": (("datasets",), "hf"),
+    "ray": (("ray",), "ray"),
+}
+
+
+def _cpu_model() -> str | None:
+    """The CPU's model name from ``/proc/cpuinfo`` (Linux), else `platform.processor` (or None)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "cpu model") and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or None
 
 
 def machine_info() -> dict[str, Any]:
-    """Device, library versions and core count, for the JSON header."""
+    """Device, CPU model, core count, platform and the main library versions, for the JSON header."""
     import flax
     import jax
 
@@ -37,12 +93,60 @@ def machine_info() -> dict[str, Any]:
     return {
         "device": f"{dev.platform}:{getattr(dev, 'device_kind', '')}",
         "backend": jax.default_backend(),
+        "cpu_model": _cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        # also under "versions" (kept here: benchmarks/gpu_check.py and older result files read them)
         "jax": jax.__version__,
         "flax": flax.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
-        "cpu_cores": os.cpu_count(),
-        "machine": platform.machine(),
+    }
+
+
+def _dist_version(*names: str) -> str | None:
+    for name in names:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of Python and the libraries that set the speed (None: not installed)."""
+    from paligemma_segcodec import __version__
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "jax": _dist_version("jax"),
+        "jaxlib": _dist_version("jaxlib"),
+        "flax": _dist_version("flax"),
+        "pillow": _dist_version("pillow", "Pillow"),
+        "numba": _dist_version("numba"),
+        "paligemma_segcodec": __version__,
+    }
+
+
+def install_info() -> dict[str, Any]:
+    """The install flavour: which optional parts are installed (found by the import system; TensorFlow,
+    Ray and datasets are not imported here, importing them would change the other timings), the
+    extras they correspond to, and whether the compiled resize kernel is active (numba present and
+    not switched off by ``PALIGEMMA_SEGCODEC_NUMBA=0``)."""
+    from paligemma_segcodec.resize import _numba_kernel
+
+    optional: dict[str, str | None] = {}
+    for module, (dists, _) in _OPTIONAL.items():
+        found = importlib.util.find_spec(module) is not None
+        optional[module] = (_dist_version(*dists) or "unknown version") if found else None
+    return {
+        "optional": optional,
+        "extras": sorted({extra for module, (_, extra) in _OPTIONAL.items() if optional[module] is not None}),
+        "compiled_resize": _numba_kernel() is not None,
+        "PALIGEMMA_SEGCODEC_NUMBA": os.environ.get("PALIGEMMA_SEGCODEC_NUMBA"),
+        "PALIGEMMA_SEGCODEC_HOST_THREADS": os.environ.get("PALIGEMMA_SEGCODEC_HOST_THREADS"),
     }
 
 
@@ -64,8 +168,37 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def _rate(fn: Callable[[], Any], items: int, *, seconds: float, repeats: int = 5) -> float:
-    """Items per second: median over ``repeats`` runs of ``fn`` (each repeated to last ~seconds/repeats)."""
+@dataclass(frozen=True)
+class Rate:
+    """One timed measurement: items per second in each repeat (after a warm-up), and its total time."""
+
+    rates: tuple[float, ...]
+    elapsed: float
+
+    @property
+    def median(self) -> float:
+        return float(statistics.median(self.rates))
+
+    @property
+    def spread(self) -> float:
+        """``(max - min) / median`` of the repeats' rates."""
+        return (max(self.rates) - min(self.rates)) / self.median
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "min": min(self.rates),
+            "median": self.median,
+            "max": max(self.rates),
+            "spread": self.spread,
+            "repeats": len(self.rates),
+            "elapsed_s": self.elapsed,
+        }
+
+
+def _rate(fn: Callable[[], Any], items: int, *, seconds: float, repeats: int = 5) -> Rate:
+    """Items per second in each of ``repeats`` runs of ``fn`` (each repeated to last ~seconds/repeats),
+    after a warm-up call (compilation)."""
+    start = time.perf_counter()
     fn()  # warm-up (compilation)
     t0 = time.perf_counter()
     fn()
@@ -77,7 +210,56 @@ def _rate(fn: Callable[[], Any], items: int, *, seconds: float, repeats: int = 5
         for _ in range(inner):
             fn()
         rates.append(items * inner / (time.perf_counter() - t0))
-    return float(statistics.median(rates))
+    return Rate(tuple(rates), time.perf_counter() - start)
+
+
+class Log:
+    """A run's stage lines (one per finished measurement, written to ``stream``) and its warnings.
+
+    ``stream=None``: silent; the warnings are still collected.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+        self.warnings: list[str] = []
+
+    def line(self, text: str) -> None:
+        if self.stream is not None:
+            print(text, file=self.stream, flush=True)
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+        self.line(f"warning: {text}")
+
+    def stage(self, name: str, value: str, elapsed: float, spread: float | None = None) -> None:
+        spread_text = "" if spread is None else f"spread {spread:5.1%}"
+        self.line(f"{name:<44} {value:>18}  {spread_text:<13} {elapsed:6.1f}s")
+
+    def rate(
+        self,
+        name: str,
+        fn: Callable[[], Any],
+        items: int,
+        *,
+        seconds: float,
+        repeats: int = 5,
+        unit: str = "masks/s",
+    ) -> Rate:
+        """`_rate`, then its stage line, and a warning if its repeats spread more than `MAX_SPREAD`."""
+        r = _rate(fn, items, seconds=seconds, repeats=repeats)
+        self.stage(name, f"{r.median:,.0f} {unit}", r.elapsed, r.spread)
+        if r.spread > MAX_SPREAD:
+            self.warn(
+                f"{name}: the {len(r.rates)} repeats spread {r.spread:.1%} (> {MAX_SPREAD:.0%}; "
+                f"{min(r.rates):,.0f}..{max(r.rates):,.0f} {unit}): a busy or noisy machine; "
+                "re-run, or raise --seconds"
+            )
+        return r
+
+
+def _timing(main: Rate, **rates: Rate) -> dict[str, Any]:
+    """``spread`` (the main rate's) and ``timing``: min/median/max/spread of every rate in a measurement."""
+    return {"spread": main.spread, "timing": {key: r.json() for key, r in rates.items()}}
 
 
 def synthetic_masks(n: int, seed: int = 0, *, max_side: int = 1200) -> list[npt.NDArray[np.bool_]]:
@@ -115,36 +297,55 @@ def load_masks(
     return out
 
 
-def bench_codec(codec: Codec, *, batch: int, seconds: float) -> dict[str, Any]:
+def _bench_masks(masks_dir: str | os.PathLike[str] | None, limit: int) -> tuple[list[npt.NDArray[np.bool_]], str]:
+    """The end-to-end sample (the masks of ``masks_dir``, else synthetic ones) and its description."""
+    if masks_dir:
+        masks = load_masks(masks_dir, limit)
+        return masks, f"{masks_dir} (first {len(masks)} non-empty, > 127, tight box)"
+    masks = synthetic_masks(limit)
+    return masks, f"synthetic: {len(masks)} masks of mixed sizes"
+
+
+def bench_codec(codec: Codec, *, batch: int, seconds: float, log: Log | None = None) -> dict[str, Any]:
     import jax
 
+    log = log or Log()
     rng = np.random.default_rng(0)
     x = (rng.random((batch, 64, 64)) > 0.5).astype(np.float32)
     idx = codec.encode_indices(x)
-    enc = _rate(lambda: codec.encode_indices(x), batch, seconds=seconds)
-    enc1 = _rate(lambda: codec.encode_indices(x[:1]), 1, seconds=seconds / 2)
-    dec = _rate(lambda: codec.decode_indices(idx), batch, seconds=seconds)
-    dec1 = _rate(lambda: codec.decode_indices(idx[:1]), 1, seconds=seconds / 2)
+    enc = log.rate(f"encode_indices (batch {batch})", lambda: codec.encode_indices(x), batch, seconds=seconds)
+    enc1 = log.rate("encode_indices (batch 1)", lambda: codec.encode_indices(x[:1]), 1, seconds=seconds / 2)
+    dec = log.rate(f"decode_indices (batch {batch})", lambda: codec.decode_indices(idx), batch, seconds=seconds)
+    dec1 = log.rate("decode_indices (batch 1)", lambda: codec.decode_indices(idx[:1]), 1, seconds=seconds / 2)
     plain = jit_encoder(codec, space_to_depth=False)
     xd = jax.device_put(x[..., None])
-    enc_plain = _rate(lambda: plain(xd).block_until_ready(), batch, seconds=seconds)
+    enc_plain = log.rate(
+        f"plain lax.conv encoder (batch {batch})", lambda: plain(xd).block_until_ready(), batch, seconds=seconds
+    )
     return {
         "encode_indices": {
             "batch": batch,
-            "masks_per_s": enc,
-            "baseline_batch1_masks_per_s": enc1,
-            "ratio": enc / enc1,
+            "masks_per_s": enc.median,
+            "baseline_batch1_masks_per_s": enc1.median,
+            "ratio": enc.median / enc1.median,
             # Machine calibration: the plain jit'd lax.conv encoder (every stride-2 conv as one
             # conv_general_dilated, no space-to-depth), same batch, its input already on the device
             # (the library's rate above includes the host-to-device copy).
-            "plain_lax_encoder_masks_per_s": enc_plain,
-            "ratio_vs_plain_lax": enc / enc_plain,
+            "plain_lax_encoder_masks_per_s": enc_plain.median,
+            "ratio_vs_plain_lax": enc.median / enc_plain.median,
+            **_timing(
+                enc,
+                masks_per_s=enc,
+                baseline_batch1_masks_per_s=enc1,
+                plain_lax_encoder_masks_per_s=enc_plain,
+            ),
         },
         "decode_indices": {
             "batch": batch,
-            "masks_per_s": dec,
-            "baseline_batch1_masks_per_s": dec1,
-            "ratio": dec / dec1,
+            "masks_per_s": dec.median,
+            "baseline_batch1_masks_per_s": dec1.median,
+            "ratio": dec.median / dec1.median,
+            **_timing(dec, masks_per_s=dec, baseline_batch1_masks_per_s=dec1),
         },
     }
 
@@ -166,34 +367,199 @@ def jit_encoder(codec: Codec, *, space_to_depth: bool) -> Callable[[Any], Any]:
     return lambda masks: encode(codec._params, masks)
 
 
-def bench_encode_masks(
-    codec: Codec, masks: Sequence[npt.NDArray[np.bool_]], *, seconds: float, source: str
+def host_prep(
+    masks: Sequence[npt.NDArray[np.bool_]],
+    boxes: Sequence[Sequence[float]],
+    *,
+    seconds: float,
+    log: Log | None = None,
+    name: str = "host prep: prep.prepare_batch",
 ) -> dict[str, Any]:
+    """The host side of `encode_masks` alone (crop + resize into the float32 ``[N, 64, 64]`` encoder
+    input, the ``<loc>`` indices), single-threaded on the calling thread: µs per mask."""
+    from paligemma_segcodec.prep import prepare_batch
+
+    log = log or Log()
+    r = log.rate(name, lambda: prepare_batch(masks, boxes), len(masks), seconds=seconds, repeats=3)
+    out: dict[str, Any] = {"function": "paligemma_segcodec.prep.prepare_batch", "us_per_mask": 1e6 / r.median}
+    out.update(_timing(r, masks_per_s=r))
+    return out
+
+
+def _device_prep(
+    masks: Sequence[npt.NDArray[np.bool_]], boxes: Sequence[Sequence[float]], *, seconds: float, log: Log
+) -> dict[str, Any] | None:
+    """The host side of the device path, when `paligemma_segcodec.prep_device` exists: each mask's crop
+    (a view, `boxes.crop_pixels`) bit-packed into its size bucket by ``pack_crops(crops, threads=1)``."""
+    from paligemma_segcodec.boxes import crop_pixels
+
+    try:
+        prep_device = importlib.import_module("paligemma_segcodec.prep_device")
+    except ImportError:
+        return None
+    pack_crops = getattr(prep_device, "pack_crops", None)
+    if pack_crops is None:
+        return None
+    cuts = [crop_pixels(b, *m.shape) for m, b in zip(masks, boxes, strict=True)]
+
+    def pack() -> Any:
+        return pack_crops([m[t:b, l:r] for m, (t, l, b, r) in zip(masks, cuts, strict=True)], threads=1)
+
+    r = log.rate("host prep: prep_device.pack_crops", pack, len(masks), seconds=seconds, repeats=3)
+    out: dict[str, Any] = {
+        "function": "paligemma_segcodec.prep_device.pack_crops (threads=1, crops cut as views)",
+        "us_per_mask": 1e6 / r.median,
+    }
+    out.update(_timing(r, masks_per_s=r))
+    return out
+
+
+def bench_encode_masks(
+    codec: Codec,
+    masks: Sequence[npt.NDArray[np.bool_]],
+    *,
+    seconds: float,
+    source: str,
+    log: Log | None = None,
+) -> dict[str, Any]:
+    from paligemma_segcodec import api
     from paligemma_segcodec.api import encode_mask, encode_masks
     from paligemma_segcodec.boxes import tight_box
 
+    log = log or Log()
+    host_threads = getattr(api, "_host_threads", None)  # threads encode_masks prepares chunks on
+    if len(masks) < MIN_MASKS:
+        log.warn(
+            f"encode_masks: {len(masks)} masks in the sample (< {MIN_MASKS}): its rate and ratios are not "
+            f"stable; use --limit {MIN_MASKS} or more"
+        )
     boxes = [tight_box(m) for m in masks]
-    rate = _rate(lambda: encode_masks(masks, boxes, codec=codec), len(masks), seconds=seconds, repeats=3)
-    few = list(range(min(len(masks), 50)))
-    base = _rate(
-        lambda: [encode_mask(masks[i], boxes[i], codec=codec) for i in few], len(few), seconds=seconds / 2, repeats=3
+    rate = log.rate(
+        f"encode_masks ({len(masks)} masks)",
+        lambda: encode_masks(masks, boxes, codec=codec),
+        len(masks),
+        seconds=seconds,
+        repeats=3,
     )
+    few = list(range(min(len(masks), 50)))
+    base = log.rate(
+        f"encode_mask, one per call ({len(few)} masks)",
+        lambda: [encode_mask(masks[i], boxes[i], codec=codec) for i in few],
+        len(few),
+        seconds=seconds / 2,
+        repeats=3,
+    )
+    prep = host_prep(masks, boxes, seconds=seconds / 2, log=log)
     px = float(np.mean([m.size for m in masks]))
-    return {
+    out = {
         "masks": len(masks),
         "source": source,
+        "boxes": "given: the tight boxes, computed before timing",
         "mean_pixels": px,
         "max_side": int(max(max(m.shape) for m in masks)),
-        "masks_per_s": rate,
-        "baseline_per_mask_masks_per_s": base,
-        "ratio": rate / base,
+        "host_threads": host_threads() if host_threads is not None else None,
+        "masks_per_s": rate.median,
+        "baseline_per_mask_masks_per_s": base.median,
+        "ratio": rate.median / base.median,
+        "host_prep_us_per_mask": prep["us_per_mask"],
+        "host_prep": prep,
+        **_timing(rate, masks_per_s=rate, baseline_per_mask_masks_per_s=base),
+    }
+    device_prep = _device_prep(masks, boxes, seconds=seconds / 2, log=log)
+    if device_prep is not None:
+        out["device_prep_us_per_mask"] = device_prep["us_per_mask"]
+        out["device_prep"] = device_prep
+    return out
+
+
+def _fallback_child(checkpoint: str, masks_dir: str, limit: str, seconds: str) -> dict[str, Any]:
+    """In a child started with ``PALIGEMMA_SEGCODEC_NUMBA=0``: `encode_masks` on the same masks, and
+    its host prep, on the NumPy resize path."""
+    from paligemma_segcodec.api import encode_masks
+    from paligemma_segcodec.boxes import tight_box
+    from paligemma_segcodec.codec import load_codec
+    from paligemma_segcodec.resize import _numba_kernel
+
+    codec = load_codec(checkpoint or None)
+    masks, _ = _bench_masks(masks_dir or None, int(limit))
+    boxes = [tight_box(m) for m in masks]
+    secs = float(seconds)
+    r = _rate(lambda: encode_masks(masks, boxes, codec=codec), len(masks), seconds=secs, repeats=3)
+    prep = host_prep(masks, boxes, seconds=secs / 2)
+    return {
+        "compiled_resize": _numba_kernel() is not None,
+        "masks": len(masks),
+        "masks_per_s": r.median,
+        "rate": r.json(),
+        "host_prep_us_per_mask": prep["us_per_mask"],
     }
 
 
-def bench_decode_tokens(codec: Codec, *, objects: int, size: int, seconds: float) -> dict[str, Any]:
+def bench_numpy_fallback(
+    checkpoint: str | os.PathLike[str] | None,
+    masks_dir: str | os.PathLike[str] | None,
+    limit: int,
+    *,
+    seconds: float,
+    compiled: dict[str, Any] | None,
+    log: Log | None = None,
+) -> dict[str, Any]:
+    """`encode_masks` with the compiled resize switched off (a child process with
+    ``PALIGEMMA_SEGCODEC_NUMBA=0``, the same masks and seconds) against ``compiled``, the
+    `bench_encode_masks` result of this run (None: not measured)."""
+    log = log or Log()
+    code = (
+        "import json, sys; from paligemma_segcodec.bench import _fallback_child as f; "
+        "print(json.dumps(f(*sys.argv[1:])))"
+    )
+    args = [sys.executable, "-c", code, str(checkpoint or ""), str(masks_dir or ""), str(limit), str(seconds)]
+    env = {**os.environ, "PALIGEMMA_SEGCODEC_NUMBA": "0"}
+    t0 = time.perf_counter()
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+        log.warn(f"numpy_fallback: the child process failed (exit {proc.returncode}): {tail}")
+        return {"failed": proc.stderr.strip().splitlines()[-20:]}
+    child = json.loads(proc.stdout.strip().splitlines()[-1])
+    spread = float(child["rate"]["spread"])
+    log.stage(
+        f"encode_masks, NumPy resize ({child['masks']} masks)",
+        f"{child['masks_per_s']:,.0f} masks/s",
+        time.perf_counter() - t0,
+        spread,
+    )
+    if spread > MAX_SPREAD:
+        log.warn(
+            f"encode_masks, NumPy resize: the repeats spread {spread:.1%} (> {MAX_SPREAD:.0%}): a busy or "
+            "noisy machine; re-run, or raise --seconds"
+        )
+    out: dict[str, Any] = {
+        "how": "a child process with PALIGEMMA_SEGCODEC_NUMBA=0: the same masks, boxes and --seconds",
+        "masks": child["masks"],
+        "masks_per_s": child["masks_per_s"],
+        "host_prep_us_per_mask": child["host_prep_us_per_mask"],
+        "compiled_resize_in_child": child["compiled_resize"],
+        "spread": child["rate"]["spread"],
+        "timing": {"masks_per_s": child["rate"]},
+    }
+    if compiled is not None:
+        out["compiled_masks_per_s"] = compiled["masks_per_s"]
+        out["compiled_host_prep_us_per_mask"] = compiled["host_prep_us_per_mask"]
+        out["numpy_fallback_vs_compiled"] = child["masks_per_s"] / compiled["masks_per_s"]
+        log.line(
+            f"  NumPy fallback / compiled resize: {out['numpy_fallback_vs_compiled']:.2f}x "
+            f"({child['masks_per_s']:,.0f} vs {compiled['masks_per_s']:,.0f} masks/s)"
+        )
+    return out
+
+
+def bench_decode_tokens(
+    codec: Codec, *, objects: int, size: int, seconds: float, log: Log | None = None
+) -> dict[str, Any]:
     from paligemma_segcodec.api import decode_tokens
     from paligemma_segcodec.tokens import format_object
 
+    log = log or Log()
     rng = np.random.default_rng(1)
     texts = []
     for _ in range(objects):
@@ -201,27 +567,35 @@ def bench_decode_tokens(codec: Codec, *, objects: int, size: int, seconds: float
         y2, x2 = y1 + int(rng.integers(50, 320)), x1 + int(rng.integers(50, 320))
         texts.append(format_object((y1, x1, y2, x2), [int(v) for v in rng.integers(0, 128, 16)], "obj"))
     answer = " ; ".join(texts)
-    rate = _rate(
-        lambda: decode_tokens(answer, height=size, width=size, codec=codec), objects, seconds=seconds, repeats=3
+    rate = log.rate(
+        f"decode_tokens ({objects} objects, {size}x{size})",
+        lambda: decode_tokens(answer, height=size, width=size, codec=codec),
+        objects,
+        seconds=seconds,
+        repeats=3,
+        unit="objects/s",
     )
     few = texts[:50]
-    base = _rate(
+    base = log.rate(
+        f"decode_tokens, one object per call ({len(few)})",
         lambda: [decode_tokens(t, height=size, width=size, codec=codec) for t in few],
         len(few),
         seconds=seconds / 2,
         repeats=3,
+        unit="objects/s",
     )
     return {
         "objects": objects,
         "image": [size, size],
-        "objects_per_s": rate,
-        "baseline_one_per_call_objects_per_s": base,
-        "ratio": rate / base,
+        "objects_per_s": rate.median,
+        "baseline_one_per_call_objects_per_s": base.median,
+        "ratio": rate.median / base.median,
+        **_timing(rate, objects_per_s=rate, baseline_one_per_call_objects_per_s=base),
     }
 
 
 def bench_tf_reference(
-    codec: Codec, masks: Sequence[npt.NDArray[np.bool_]], *, batch: int, seconds: float
+    codec: Codec, masks: Sequence[npt.NDArray[np.bool_]], *, batch: int, seconds: float, log: Log | None = None
 ) -> dict[str, Any]:
     """The reference's math rebuilt in TensorFlow (`paligemma_segcodec._tf_reference`), timed here.
 
@@ -235,25 +609,32 @@ def bench_tf_reference(
     from paligemma_segcodec.checkpoint import read_checkpoint
     from paligemma_segcodec.tokens import format_object
 
+    log = log or Log()
     try:
         ref = TfReference(read_checkpoint(codec.source))
     except ImportError as exc:  # no TensorFlow: the message says which extra to install
+        log.line(f"{'tf_reference':<44} skipped: {exc}")
         return {"skipped": str(exc)}
     x = (np.random.default_rng(0).random((batch, 64, 64)) > 0.5).astype(np.float32)
-    enc = _rate(lambda: ref.encode_batch(x), batch, seconds=seconds)
+    enc = log.rate(f"TF reference encoder (batch {batch})", lambda: ref.encode_batch(x), batch, seconds=seconds)
     few = list(masks[:50])
     boxes = [tight_box(m) for m in few]
-    per_mask = _rate(
-        lambda: [ref.encode_one(m, b) for m, b in zip(few, boxes, strict=True)], len(few), seconds=seconds, repeats=3
+    per_mask = log.rate(
+        f"TF reference, one mask per call ({len(few)})",
+        lambda: [ref.encode_one(m, b) for m, b in zip(few, boxes, strict=True)],
+        len(few),
+        seconds=seconds,
+        repeats=3,
     )
     theirs = [format_object(*ref.encode_one(m, b), None) for m, b in zip(few, boxes, strict=True)]
     ours = encode_masks(few, boxes, codec=codec)
     return {
         "tensorflow": ref.version,
         "encoder_batch": batch,
-        "encoder_masks_per_s": enc,
-        "per_mask_masks_per_s": per_mask,
+        "encoder_masks_per_s": enc.median,
+        "per_mask_masks_per_s": per_mask.median,
         "same_tokens_as_encode_masks": f"{sum(a == b for a, b in zip(ours, theirs, strict=True))}/{len(few)}",
+        **_timing(enc, encoder_masks_per_s=enc, per_mask_masks_per_s=per_mask),
     }
 
 
@@ -283,8 +664,11 @@ def run(
     seconds: float = 3.0,
     stream: int = 0,
     only: Sequence[str] = BENCHMARKS,
+    progress: TextIO | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
-    """All benchmarks; returns the JSON-ready result.
+    """All benchmarks; returns the JSON-ready result. ``progress``: where the stage lines go (None: nowhere);
+    ``workers``: passed to `bench_stream` (the ``--stream`` run's reader threads) when not None.
 
     Raises:
       ValueError: a name in ``only`` that is not one of `BENCHMARKS` (or ``"none"``).
@@ -295,26 +679,64 @@ def run(
     if unknown:
         raise ValueError(f"unknown benchmark(s) {unknown}; choose from {', '.join(BENCHMARKS)} (or none)")
 
+    log = Log(progress)
     t0 = time.perf_counter()
     codec = load_codec(checkpoint)
-    result: dict[str, Any] = {"machine": machine_info(), "checkpoint": codec.source}
-    result["machine"]["xla_matmul_gflops"] = matmul_gflops()
-    if masks_dir:
-        masks = load_masks(masks_dir, limit)
-        source = f"{masks_dir} (first {len(masks)} non-empty, > 127, tight box)"
-    else:
-        masks = synthetic_masks(limit)
-        source = f"synthetic: {len(masks)} masks of mixed sizes"
+    machine = machine_info()
+    result: dict[str, Any] = {
+        "machine": machine,
+        "versions": versions(),
+        "install": install_info(),
+        "checkpoint": codec.source,
+        "warnings": log.warnings,
+    }
+    install = result["install"]
+    log.line(
+        f"machine: {machine['cpu_model'] or machine['machine']}, {machine['cpu_cores']} cores, {machine['device']}; "
+        f"jax {machine['jax']}; extras: {', '.join(install['extras']) or 'none'}; "
+        f"compiled resize: {'on' if install['compiled_resize'] else 'off'}"
+    )
+    t1 = time.perf_counter()
+    machine["xla_matmul_gflops"] = matmul_gflops()
+    log.stage(
+        "xla_matmul_gflops (2048^2, HIGHEST)", f"{machine['xla_matmul_gflops']:,.0f} GFLOP/s", time.perf_counter() - t1
+    )
+    masks, source = _bench_masks(masks_dir, limit)
     if "codec" in only:
-        result.update(bench_codec(codec, batch=batch, seconds=seconds))
+        result.update(bench_codec(codec, batch=batch, seconds=seconds, log=log))
     if "encode_masks" in only:
-        result["encode_masks"] = bench_encode_masks(codec, masks, seconds=seconds, source=source)
+        em = result["encode_masks"] = bench_encode_masks(codec, masks, seconds=seconds, source=source, log=log)
+        if "encode_indices" in result:
+            core = result["encode_indices"]
+            em["encoder_core_batch"] = core["batch"]
+            em["ratio_vs_encoder_core"] = em["masks_per_s"] / core["masks_per_s"]
+            em["ratio_vs_encoder_core_target"] = ENCODER_CORE_TARGET
+            log.line(
+                f"  encode_masks / encode_indices (batch {core['batch']}): {em['ratio_vs_encoder_core']:.2f}x "
+                f"(target >= {ENCODER_CORE_TARGET:.2f}x at batch 256)"
+            )
+        log.line(f"  host prep (prep.prepare_batch, one thread): {em['host_prep_us_per_mask']:,.1f} us/mask")
+        if "device_prep_us_per_mask" in em:
+            log.line(
+                f"  host prep of the device path (prep_device.pack_crops, one thread): "
+                f"{em['device_prep_us_per_mask']:,.1f} us/mask"
+            )
+    if "numpy_fallback" in only:
+        result["numpy_fallback"] = bench_numpy_fallback(
+            checkpoint, masks_dir, limit, seconds=seconds, compiled=result.get("encode_masks"), log=log
+        )
     if "decode_tokens" in only:
-        result["decode_tokens"] = bench_decode_tokens(codec, objects=1000, size=512, seconds=seconds)
+        result["decode_tokens"] = bench_decode_tokens(codec, objects=1000, size=512, seconds=seconds, log=log)
     if "recompiles" in only:
-        result["recompiles"] = count_recompiles(codec, masks)
+        t1 = time.perf_counter()
+        rc = result["recompiles"] = count_recompiles(codec, masks)
+        log.stage(
+            "compilations after warm-up",
+            f"{rc['compiles_after_warmup']} ({rc['warmup_compiles']} in warm-up)",
+            time.perf_counter() - t1,
+        )
     if "tf" in only:  # last: TensorFlow's thread pools stay around once it is imported
-        tf_ref = bench_tf_reference(codec, masks, batch=batch, seconds=seconds)
+        tf_ref = bench_tf_reference(codec, masks, batch=batch, seconds=seconds, log=log)
         result["tf_reference"] = tf_ref
         if "encoder_masks_per_s" in tf_ref and "encode_indices" in result:
             tf_ref["ratio_encode_indices_vs_tf_encoder"] = (
@@ -327,9 +749,19 @@ def run(
     if stream:
         from paligemma_segcodec.bench_stream import bench_stream
 
-        result["stream_convert"] = bench_stream(
-            str(checkpoint) if checkpoint else None, str(masks_dir) if masks_dir else None, stream
+        t1 = time.perf_counter()
+        sc = result["stream_convert"] = bench_stream(
+            str(checkpoint) if checkpoint else None,
+            str(masks_dir) if masks_dir else None,
+            stream,
+            **({} if workers is None else {"workers": workers}),
+        )
+        log.stage(
+            f"stream convert ({stream} masks, child process)",
+            f"{sc.get('masks_per_s', 0):,.0f} masks/s",
+            time.perf_counter() - t1,
         )
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["seconds"] = time.perf_counter() - t0
+    log.line(f"done in {result['seconds']:.1f}s; {len(log.warnings)} warning(s)")
     return result
