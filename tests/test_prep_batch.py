@@ -112,3 +112,15 @@ def test_switching_off_is_silent(monkeypatch: pytest.MonkeyPatch) -> None:
         warnings.simplefilter("error")
         prepare_batch([np.ones((9, 9), bool)])
     assert resize_mod._NUMBA == [None]
+
+
+def test_first_bad_mask_in_index_order_raises() -> None:
+    """Validation errors and empty crops are found in two passes; the lower index still wins."""
+    good = np.ones((40, 40), bool)
+    thin = (0.5, 0.1, 0.501, 0.9)  # rounds to rows 20:20 on a 40-pixel side: an empty crop
+    with pytest.raises(ValueError, match=r"on the 40x40 mask 1 rounds to an empty crop"):
+        prepare_batch([good, good, good], [None, thin, (0.9, 0.1, 0.2, 0.5)])
+    with pytest.raises(ValueError, match=r"box of mask 1 has zero or negative area"):
+        prepare_batch([good, good, good], [None, (0.9, 0.1, 0.2, 0.5), thin])
+    with pytest.raises(TypeError, match=r"mask 0 must be bool, integer or float"):
+        prepare_batch([np.array([["a"]]), good], [None, thin])

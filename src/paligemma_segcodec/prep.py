@@ -158,32 +158,57 @@ def _crops(
     masks: Sequence[npt.ArrayLike], boxes: Sequence[Sequence[float] | None] | None, start: int, *, single: bool
 ) -> tuple[list[tuple[int, int, int, int]], list[npt.NDArray[np.bool_] | npt.NDArray[np.float32]]]:
     """Each mask validated, its box (given, or the tight box) → its ``<loc>`` indices and its crop
-    (a view: bool for binary masks, else float32), as `prepare_mask` cuts it."""
-    locs = []
-    crops: list[npt.NDArray[np.bool_] | npt.NDArray[np.float32]] = []
+    (a view: bool for binary masks, else float32), exactly as `prepare_mask` cuts it.
+
+    Per mask only the validation and the box run in Python; the crop rectangles and ``<loc>`` indices
+    of the whole list are computed at once (the float32 arithmetic of `crop_pixels` and `box_to_loc`,
+    vectorized). The first bad mask in index order raises, as `prepare_mask` would.
+    """
+    n = len(masks)
+    arrays: list[npt.NDArray[np.bool_] | npt.NDArray[np.float32]] = []
+    the_boxes = np.empty((n, 4), np.float64)
+    sizes = np.empty((n, 4), np.float32)
     numba_mod = _numba_module()
-    for i in range(len(masks)):
+    failed: Exception | None = None
+    for i in range(n):
         where = "mask" if single else f"mask {start + i}"
-        m = _as_mask(masks[i], where)
-        box = None if boxes is None else boxes[i]
-        h, w = m.shape
-        if box is None and numba_mod is not None and m.dtype == np.bool_:
-            top, left, bottom, right = numba_mod.nonzero_bounds(m)
-            if top < 0:
-                raise ValueError(f"{where} is empty (no non-zero pixel): it has no tight box; pass box= explicitly")
-            the_box: Box = (top / h, left / w, (bottom + 1) / h, (right + 1) / w)  # as boxes.tight_box
-        elif box is None:
-            if not m.any():
-                raise ValueError(f"{where} is empty (no non-zero pixel): it has no tight box; pass box= explicitly")
-            the_box = tight_box(m)
-        else:
-            the_box = validate_box(box, where=f"box of {where}")
-        t, left_, b, r = crop_pixels(the_box, h, w)
-        if b <= t or r <= left_:
-            raise ValueError(
-                f"box {the_box} on the {h}x{w} {where} rounds to an empty crop "
-                f"(rows {t}:{b}, columns {left_}:{r}); make the box at least a pixel wide"
-            )
-        crops.append(m[t:b, left_:r])
-        locs.append(box_to_loc(the_box))
-    return locs, crops
+        try:
+            m = _as_mask(masks[i], where)
+            box = None if boxes is None else boxes[i]
+            h, w = m.shape
+            if box is None and numba_mod is not None and m.dtype == np.bool_:
+                top, left, bottom, right = numba_mod.nonzero_bounds(m)
+                if top < 0:
+                    raise ValueError(f"{where} is empty (no non-zero pixel): it has no tight box; pass box= explicitly")
+                the_box: Box = (top / h, left / w, (bottom + 1) / h, (right + 1) / w)  # as boxes.tight_box
+            elif box is None:
+                if not m.any():
+                    raise ValueError(f"{where} is empty (no non-zero pixel): it has no tight box; pass box= explicitly")
+                the_box = tight_box(m)
+            else:
+                the_box = validate_box(box, where=f"box of {where}")
+        except (ValueError, TypeError) as err:
+            failed = err
+            n = i
+            break
+        arrays.append(m)
+        the_boxes[i] = the_box
+        sizes[i] = (h, w, h, w)
+    # crop_pixels and box_to_loc for all boxes at once: float32 products, round half to even
+    b32 = the_boxes[:n].astype(np.float32)
+    pixels = np.rint(sizes[:n] * b32).astype(np.int64)
+    locs_arr = np.clip(np.rint((b32.astype(np.float64) * 1023).astype(np.float32)), 0, 1023).astype(np.int64)
+    empty = (pixels[:, 2] <= pixels[:, 0]) | (pixels[:, 3] <= pixels[:, 1])
+    if empty.any():
+        i = int(np.argmax(empty))
+        h, w = arrays[i].shape
+        t, left_, b, r = pixels[i].tolist()
+        where = "mask" if single else f"mask {start + i}"
+        raise ValueError(
+            f"box {tuple(the_boxes[i].tolist())} on the {h}x{w} {where} rounds to an empty crop "
+            f"(rows {t}:{b}, columns {left_}:{r}); make the box at least a pixel wide"
+        )
+    if failed is not None:
+        raise failed
+    crops = [m[t:b, left_:r] for m, (t, left_, b, r) in zip(arrays, pixels.tolist(), strict=True)]
+    return [tuple(loc) for loc in locs_arr.tolist()], crops
