@@ -20,7 +20,8 @@ import numpy.typing as npt
 from paligemma_segcodec.boxes import LOC_MAX, Convention
 from paligemma_segcodec.codec import Codec, load_codec
 from paligemma_segcodec.errors import SkippedObjectWarning, ThinObjectWarning
-from paligemma_segcodec.prep import PreparedMask, _prepare, prepare_crop, prepare_mask
+from paligemma_segcodec.prep import MASK_SIZE, PreparedMask, _crops, _prepare, prepare_crop, prepare_mask
+from paligemma_segcodec.resize import resize
 from paligemma_segcodec.segment import Segment, check_size, paste_mask
 from paligemma_segcodec.tokens import ParsedObject, _scan, check_label, format_object
 
@@ -140,6 +141,7 @@ def encode_masks(
     *,
     codec: Codec | None = None,
     min_loc_extent: int = 0,
+    device_prep: bool | None = None,
 ) -> list[str]:
     """Many masks (any sizes) → one token string each, with batched device calls.
 
@@ -153,12 +155,16 @@ def encode_masks(
       codec: the codec to use; None = the shared default.
       min_loc_extent: 0 (reference tokens, a `ThinObjectWarning` per box thinner than one ``<loc>``
         step) or 1 (such boxes widened by one bin, see `widen_loc`).
+      device_prep: where binary masks are resized to 64×64: None (default) = on the device when JAX's
+        default backend is an accelerator, else on the host; True = on the device (bit-packed crops
+        are uploaded, see `paligemma_segcodec.prep_device`); False = on the host. Float masks are
+        always resized on the host. The tokens are the same either way.
 
     Raises:
       ValueError: mismatched lengths, or a bad mask/box (the message names its index).
       TypeError: ``masks`` is not a sequence (e.g. a generator: make it a list).
     """
-    return _encode_masks(masks, boxes, labels, codec, min_loc_extent, 3)
+    return _encode_masks(masks, boxes, labels, codec, min_loc_extent, 3, device_prep)
 
 
 def _encode_masks(
@@ -168,8 +174,11 @@ def _encode_masks(
     codec: Codec | None,
     min_loc_extent: int,
     stacklevel: int,
+    device_prep: bool | None = None,
 ) -> list[str]:
     _check_extent(min_loc_extent)
+    if device_prep is not None and not isinstance(device_prep, bool):
+        raise TypeError(f"device_prep must be True, False or None, got {device_prep!r}")
     if getattr(masks, "ndim", None) == 2:
         raise ValueError("masks must be a sequence of 2-D masks; for one mask use encode_mask")
     if isinstance(masks, (str, bytes)) or not hasattr(masks, "__len__") or not hasattr(masks, "__getitem__"):
@@ -182,6 +191,14 @@ def _encode_masks(
     for i, label in enumerate(labels or ()):
         if label is not None:
             check_label(label, f"labels[{i}]")  # before any work is done
+
+    if device_prep or (device_prep is None and jax.default_backend() != "cpu"):
+        device_locs, device_indices = _encode_on_device(masks, boxes, codec, n)
+        final = _final_locs(device_locs, min_loc_extent, stacklevel)
+        return [
+            format_object(loc, seg, None if labels is None else labels[i])
+            for i, (loc, seg) in enumerate(zip(final, device_indices, strict=True))
+        ]
 
     # Host work (crop + resize) of the next chunks overlaps the device's encoding of this one: JAX
     # dispatches asynchronously, and with `_host_threads` > 1 (a GPU) chunks are prepared on a pool.
@@ -214,6 +231,48 @@ def _encode_masks(
         format_object(loc, seg, None if labels is None else labels[i])
         for i, (loc, seg) in enumerate(zip(locs, indices, strict=True))
     ]
+
+
+_DEVICE_SPAN = 16384  # masks validated and cropped on the host per device-path call (the next span's
+# host work overlaps the device's work on this one)
+
+
+def _encode_on_device(
+    masks: Sequence[npt.ArrayLike], boxes: Sequence[Sequence[float] | None] | None, codec: Codec | None, n: int
+) -> tuple[list[tuple[int, int, int, int]], list[list[int]]]:
+    """`encode_masks`' device path: each span of masks validated and cropped on the host (`prep._crops`),
+    binary crops bit-packed and resized + encoded on the device (`prep_device.encode_crops_async`),
+    float crops resized on the host. Returns ``(locs, indices)`` in input order."""
+    from paligemma_segcodec import prep_device
+
+    locs: list[tuple[int, int, int, int]] = []
+    waits: list[tuple[list[int], Callable[[], npt.NDArray[np.int32]], list[int], npt.NDArray[np.float32] | None]] = []
+    for a in range(0, n, _DEVICE_SPAN):
+        b = min(n, a + _DEVICE_SPAN)
+        span_locs, crops = _crops(
+            [masks[i] for i in range(a, b)],
+            None if boxes is None else [boxes[i] for i in range(a, b)],
+            a,
+            single=n == 1,
+        )
+        codec = codec or default_codec()  # loaded after the first span validated
+        binary = [i for i, c in enumerate(crops) if c.dtype == np.bool_]
+        soft = [i for i, c in enumerate(crops) if c.dtype != np.bool_]
+        wait = prep_device.encode_crops_async(codec, [crops[i] for i in binary])  # type: ignore[misc]
+        host = np.stack([resize(crops[i], MASK_SIZE, MASK_SIZE) for i in soft]) if soft else None
+        waits.append((binary, wait, soft, host))
+        locs += span_locs
+    assert codec is not None or n == 0
+    indices: list[list[int]] = []
+    for binary, wait, soft, host in waits:
+        rows: list[list[int]] = [[] for _ in range(len(binary) + len(soft))]
+        for i, row in zip(binary, wait().tolist(), strict=True):
+            rows[i] = row
+        if host is not None and codec is not None:
+            for i, row in zip(soft, codec.encode_indices(host).tolist(), strict=True):
+                rows[i] = row
+        indices += rows
+    return locs, indices
 
 
 def _host_threads() -> int:
