@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 # The per-byte tables of `resize` (MSB first, as np.packbits): numba freezes them into the code.
-from paligemma_segcodec.resize import _HEAD_POP, _HEAD_POS, _POP, _POS
+from paligemma_segcodec._bit_tables import _HEAD_POP, _HEAD_POS, _POP, _POS
 
 
 @numba.njit(cache=True, nogil=True)

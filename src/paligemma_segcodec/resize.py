@@ -18,6 +18,7 @@ from types import ModuleType
 import numpy as np
 import numpy.typing as npt
 
+from paligemma_segcodec._bit_tables import _HEAD_POP, _HEAD_POS, _POP8, _POS8
 from paligemma_segcodec.errors import SlowPathWarning
 
 __all__ = ["resize", "resize_weights"]
@@ -109,15 +110,6 @@ def resize(image: npt.ArrayLike, height: int, width: int) -> npt.NDArray[np.floa
 # (np.packbits) with per-byte lookup tables: a fraction of a pass over the mask. Everything is
 # linear, so the rows are reduced first (each row, with its row weights, into the few output rows
 # whose span covers it), and the column cut points are combined last, on the (64, 2P) result.
-
-_POP = np.array([bin(b).count("1") for b in range(256)], dtype=np.int64)
-# bit t (MSB first, as np.packbits) of byte b sits at pixel 8k + t: position sum within the byte
-_POS = np.array([sum(t for t in range(8) if b >> (7 - t) & 1) for b in range(256)], dtype=np.int64)
-_POP8 = _POP.astype(np.uint8)
-_POS8 = _POS.astype(np.uint8)
-_HEAD = np.array([[(b >> (8 - r)) << (8 - r) if r else 0 for r in range(8)] for b in range(256)], dtype=np.int64)
-_HEAD_POP = _POP[_HEAD].astype(np.int32).reshape(-1)  # [byte * 8 + r]: popcount of the first r bits
-_HEAD_POS = _POS[_HEAD].astype(np.int32).reshape(-1)  # [byte * 8 + r]: their position sum within the byte
 
 
 @lru_cache(maxsize=256)
