@@ -49,6 +49,12 @@ def _threshold(fn: Any) -> Any:
     )(fn)
 
 
+def _workers(fn: Any) -> Any:
+    from paligemma_segcodec.datasets.parallel import WORKERS_HELP
+
+    return click.option("--workers", type=click.IntRange(min=1), default=None, help=WORKERS_HELP)(fn)
+
+
 @main.command()
 @click.option("--images", type=DIR, default=None, help="Folder of images.")
 @click.option("--masks", type=DIR, default=None, help="Folder of masks, matched to images by file stem.")
@@ -114,6 +120,7 @@ def _threshold(fn: Any) -> Any:
     "--image-size", type=click.Choice(["224", "448", "896"]), default=None, help="Write resized copies (NxN) instead."
 )
 @click.option("--batch-size", default=512, show_default=True, help="Objects per device call.")
+@_workers
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @checkpoint_option
 def convert(
@@ -141,6 +148,7 @@ def convert(
     images_mode: str | None,
     image_size: str | None,
     batch_size: int,
+    workers: int | None,
     progress: bool,
     checkpoint: Path | None,
 ) -> None:
@@ -220,7 +228,9 @@ def convert(
             report = write_examples(items, jsonl, codec=codec, total=len(ds), names=names, **write)
         elif coco is not None:
             assert images is not None
-            report = convert_coco(coco, images, jsonl, crowd=crowd, min_area=min_area, codec=codec, **write)
+            report = convert_coco(
+                coco, images, jsonl, crowd=crowd, min_area=min_area, codec=codec, workers=workers, **write
+            )
         else:
             assert masks is not None and images is not None
             report = convert_folder(
@@ -234,6 +244,7 @@ def convert(
                 min_area=min_area,
                 widen_thin_boxes=widen_thin_boxes,
                 codec=codec,
+                workers=workers,
                 **write,
             )
         if fmt == "hf":
@@ -263,6 +274,7 @@ def convert(
     show_default=True,
     help="Exit 1 when there is a finding of this severity (or worse).",
 )
+@_workers
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def lint(
     folder: Path | None,
@@ -273,6 +285,7 @@ def lint(
     full_fraction: float,
     json_out: Path | None,
     fail_on: str,
+    workers: int | None,
     progress: bool,
 ) -> None:
     """Check image/mask pairs: empty, near-full, tiny, non-binary, border-wedge masks, mismatches."""
@@ -286,7 +299,13 @@ def lint(
     guard = guard_outputs([("--json", json_out)], [], [images, masks])
     with user_errors():
         report = lint_folder(
-            images, masks, threshold=threshold, min_area=min_area, full_fraction=full_fraction, progress=progress
+            images,
+            masks,
+            threshold=threshold,
+            min_area=min_area,
+            full_fraction=full_fraction,
+            progress=progress,
+            workers=workers,
         )
     click.echo(report.table())
     if json_out is not None:
@@ -307,6 +326,7 @@ def lint(
 @click.option("--instances", type=click.Choice(["components", "whole"]), default="components", show_default=True)
 @click.option("--min-area", default=16, show_default=True, help="Skip components with fewer pixels.")
 @click.option("--worst", default=16, show_default=True, help="Objects in the contact sheet of the worst.")
+@_workers
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @checkpoint_option
 def audit(
@@ -318,6 +338,7 @@ def audit(
     instances: str,
     min_area: int,
     worst: int,
+    workers: int | None,
     progress: bool,
     checkpoint: Path | None,
 ) -> None:
@@ -341,6 +362,7 @@ def audit(
             worst=worst,
             codec=codec_for(checkpoint),
             progress=progress,
+            workers=workers,
         )
     click.echo(f"{'label':<12} {'count':>6} {'mean':>6} {'median':>6} {'q10':>6} {'q90':>6}")
     for name, s in report.summary().items():
@@ -562,6 +584,7 @@ def show(
 @_threshold
 @click.option("--csv", "csv_out", type=OUTFILE, default=None, help="Per-image scores CSV.")
 @click.option("--json", "json_out", type=OUTFILE, default=None, help="Metrics JSON.")
+@_workers
 @checkpoint_option
 def eval_(
     predictions: Path,
@@ -570,6 +593,7 @@ def eval_(
     threshold: int,
     csv_out: Path | None,
     json_out: Path | None,
+    workers: int | None,
     checkpoint: Path | None,
 ) -> None:
     """Score answers: mIoU, cIoU, box accuracy @0.5/@0.75, invalid answers (big_vision's definitions)."""
@@ -591,7 +615,7 @@ def eval_(
                 )
             stems[stem] = name
         codec = codec_for(checkpoint) if any("<seg" in t for t in preds.values()) else None
-        report = evaluate(preds, masks_dir=masks, coco=coco, threshold=threshold, codec=codec)
+        report = evaluate(preds, masks_dir=masks, coco=coco, threshold=threshold, codec=codec, workers=workers)
         metrics = report.metrics()
         if csv_out is not None:
             guard.check_output(csv_out, "--csv")

@@ -48,7 +48,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ from scipy import ndimage
 
 from paligemma_segcodec.boxes import Convention, box_to_loc, loc_to_pixels
 from paligemma_segcodec.datasets.files import MaskObject, Problem, unreadable
+from paligemma_segcodec.datasets.parallel import ordered_map, resolve_workers
 from paligemma_segcodec.errors import UnsafePathError
 from paligemma_segcodec.maskio import open_image
 from paligemma_segcodec.resize import resize
@@ -504,22 +506,32 @@ def _tight_crop(mask: npt.NDArray[Any]) -> tuple[int, int, npt.NDArray[np.bool_]
 
 
 def coco_examples(
-    annotations: str | os.PathLike[str], images_dir: str | os.PathLike[str], *, crowd: str = "skip", min_area: int = 0
-) -> tuple[Iterator[Any], list[str], int]:
+    annotations: str | os.PathLike[str],
+    images_dir: str | os.PathLike[str],
+    *,
+    crowd: str = "skip",
+    min_area: int = 0,
+    workers: int | None = 1,
+) -> tuple[Generator[Any, None, None], list[str], int]:
     """COCO JSON → (iterator of `Example` | `Problem`, image names, count). Images in file-name order.
 
     Every record that fails a check of the module docstring is one `Problem` (error) and the rest
     is converted; bad records' problems come first, then each image's. The annotations of a refused
     image are not listed again (its line says why none of them is used).
 
+    Each image is read, its annotations decoded and its objects prepared for the encoder
+    (`convert.prepare_example`) on ``workers`` threads (default 1: no threads; None: the CPU count),
+    in order: the items are the same whatever the number. Close the iterator when not reading it to the end.
+
     Raises:
       ValueError: see `read_coco`; or a category name that cannot be a label (`check_label`).
       OSError: the annotation file cannot be opened.
     """
-    from paligemma_segcodec.datasets.convert import Example
+    from paligemma_segcodec.datasets.convert import Example, prepare_example
 
     if crowd not in ("skip", "include"):
         raise ValueError(f"crowd must be 'skip' or 'include', got {crowd!r}")
+    n_workers = resolve_workers(workers)
     coco = read_coco(annotations)
     images_dir = Path(images_dir)
     cats = {
@@ -589,32 +601,37 @@ def coco_examples(
                 continue
             yield MaskObject(cats[ann.category_id], box, crop)
 
-    def items() -> Iterator[Example | Problem]:
+    def image_items(entry: tuple[CocoImage, Path]) -> list[Example | Problem]:
+        """One image's problems, then its `Example` (objects prepared); runs on a reading thread."""
+        info, path = entry
+        try:
+            with open_image(path) as im:  # regular files only (a FIFO is refused), Pillow's bomb limit
+                w, h = im.size
+        except Exception as err:  # Pillow raises many types for broken files
+            return [unreadable("image", str(path), err)]
+        if (w, h) != (info.width or w, info.height or h):
+            return [
+                Problem(str(path), f"size mismatch: image is {w}x{h}, the COCO file says {info.width}x{info.height}")
+            ]
+        fault = _size_fault(w, h)
+        if fault:
+            return [Problem(str(path), f"image too large: {fault}")]
+        out: list[Example | Problem] = []
+        objects: list[MaskObject] = []
+        for item in objects_of(info, h, w):
+            if isinstance(item, Problem):
+                out.append(item)
+            else:
+                objects.append(item)
+        labels = tuple(dict.fromkeys(o.label for o in objects)) or tuple(cats[c] for c in sorted(cats))
+        out.append(prepare_example(Example(info.file_name, path, labels, tuple(objects))))
+        return out
+
+    def items() -> Generator[Example | Problem, None, None]:
         yield from problems
-        for info, path in infos:
-            try:
-                with open_image(path) as im:  # regular files only (a FIFO is refused), Pillow's bomb limit
-                    w, h = im.size
-            except Exception as err:  # Pillow raises many types for broken files
-                yield unreadable("image", str(path), err)
-                continue
-            if (w, h) != (info.width or w, info.height or h):
-                yield Problem(
-                    str(path), f"size mismatch: image is {w}x{h}, the COCO file says {info.width}x{info.height}"
-                )
-                continue
-            fault = _size_fault(w, h)
-            if fault:
-                yield Problem(str(path), f"image too large: {fault}")
-                continue
-            objects: list[MaskObject] = []
-            for item in objects_of(info, h, w):
-                if isinstance(item, Problem):
-                    yield item
-                else:
-                    objects.append(item)
-            labels = tuple(dict.fromkeys(o.label for o in objects)) or tuple(cats[c] for c in sorted(cats))
-            yield Example(info.file_name, path, labels, tuple(objects))
+        with closing(ordered_map(image_items, infos, workers=n_workers)) as results:
+            for found in results:
+                yield from found
 
     return items(), [info.file_name for info, _ in infos], len(infos)
 

@@ -13,18 +13,24 @@ the form big_vision's JSONL datasets and the Hugging Face PaliGemma fine-tuning 
   ``OUT.errors.jsonl`` and a count in the returned `ConvertReport`.
 - Masks are encoded in batches (``batch_size`` objects per device call); the same input always
   gives byte-identical output.
+- Files are read and decoded, and each object's crop resized to 64×64, on ``workers`` threads
+  (`paligemma_segcodec.datasets.parallel.ordered_map`; default: the CPU count) while the caller's
+  thread encodes and writes; items come back in input order, so the output, the errors list and
+  the splits are byte-identical whatever ``workers`` is.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Generator, Iterable, Mapping, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -42,8 +48,10 @@ from paligemma_segcodec.datasets.files import (
     match_pairs,
     unreadable,
 )
+from paligemma_segcodec.datasets.parallel import ordered_map, resolve_workers
 from paligemma_segcodec.errors import OutputOverInputError
 from paligemma_segcodec.maskio import open_image, read_mask_values
+from paligemma_segcodec.prep import PreparedMask, prepare_crop
 from paligemma_segcodec.safeio import (
     AtomicFiles,
     InputGuard,
@@ -69,6 +77,7 @@ __all__ = [
     "example_for_pair",
     "folder_labels",
     "format_line",
+    "prepare_example",
     "write_examples",
 ]
 
@@ -83,6 +92,21 @@ class Example:
     objects: tuple[MaskObject, ...]
     pil: Any = None  # an in-memory PIL image, written to OUT_DIR/images/ (when image_path is None)
     warnings: tuple[Problem, ...] = ()  # written to OUT.errors.jsonl; the line is still written
+    # the objects' encoder inputs (`prepare_example`, done on a reading thread), or None: prepared
+    # when encoded
+    prepared: tuple[PreparedMask, ...] | None = None
+
+
+def prepare_example(ex: Example) -> Example:
+    """``ex`` with each object's encoder input (`paligemma_segcodec.prep.prepare_crop`) computed, so
+    that a reading thread does the crop and resize and the encoding thread only encodes."""
+    if ex.prepared is not None:
+        return ex
+    return replace(ex, prepared=tuple(prepare_crop(o.crop, o.box) for o in ex.objects))
+
+
+def _prepared(ex: Example) -> Sequence[PreparedMask]:
+    return ex.prepared if ex.prepared is not None else [prepare_crop(o.crop, o.box) for o in ex.objects]
 
 
 @dataclass
@@ -268,7 +292,7 @@ def write_examples(
     previous files (if any) stay as they were; ``OUT.errors.jsonl`` is always rewritten (empty
     when nothing went wrong), so a stale list never looks like this run's.
     """
-    from paligemma_segcodec.api import encode_prepared, prepare_crop
+    from paligemma_segcodec.api import encode_prepared
 
     out = Path(output)
     report = ConvertReport(output=out, dropped_small=dropped_small)
@@ -290,7 +314,7 @@ def write_examples(
 
         def flush() -> None:
             objects = [o for ex in pending for o in ex.objects]
-            prepared = [prepare_crop(o.crop, o.box) for o in objects]
+            prepared = [p for ex in pending for p in _prepared(ex)]
             widen = {"min_loc_extent": min_loc_extent} if min_loc_extent else {}
             labels = [o.label for o in objects]
             texts = iter(encode_prepared(prepared, labels, codec=codec, **widen) if prepared else [])
@@ -399,18 +423,29 @@ def folder_labels(label: str | None, classes: Mapping[int, str] | None) -> tuple
     return (check_label(label),)
 
 
+def _pair_work(pair: Any, labels: tuple[str, ...], extract: Mapping[str, Any]) -> tuple[Example | Problem, int]:
+    """A reading thread's work for one pair: `example_for_pair`, then `prepare_example`."""
+    item, dropped = example_for_pair(pair.image, pair.mask, labels=labels, **extract)
+    return (prepare_example(item) if isinstance(item, Example) else item), dropped
+
+
 def _folder_items(
     pairs: Sequence[Any],
     problems: Sequence[Problem],
     counter: list[int],
+    *,
+    workers: int = 1,
     **extract: Any,
-) -> Iterator[Example | Problem]:
+) -> Generator[Example | Problem, None, None]:
+    """The problems, then each pair's item, in order (read on ``workers`` threads); ``counter[0]``
+    adds up the dropped components as the items are consumed."""
     yield from problems
     labels = folder_labels(extract.get("label"), extract.get("classes"))
-    for pair in pairs:
-        item, dropped = example_for_pair(pair.image, pair.mask, labels=labels, **extract)
-        counter[0] += dropped
-        yield item
+    work = functools.partial(_pair_work, labels=labels, extract=extract)
+    with closing(ordered_map(work, pairs, workers=workers)) as results:
+        for item, dropped in results:
+            counter[0] += dropped
+            yield item
 
 
 def convert_folder(
@@ -425,6 +460,7 @@ def convert_folder(
     min_area: int = 16,
     widen_thin_boxes: bool = False,
     codec: Codec | None = None,
+    workers: int | None = None,
     **write: Any,
 ) -> ConvertReport:
     """Folder of images + folder of masks (matched by stem) → JSONL. See the module docstring.
@@ -436,15 +472,19 @@ def convert_folder(
       min_area: drop components with fewer pixels (counted in the report).
       widen_thin_boxes: keep objects thinner than one ``<loc>`` step, their boxes widened by one
         bin (default: drop them, with a warning per mask in ``OUT.errors.jsonl``).
+      workers: threads reading and decoding the files (None: the CPU count, `default_workers`;
+        1: no threads). The output is byte-identical whatever the number.
       write: options of `write_examples` (split, seed, images, image_size, batch_size, progress…).
     """
     folder_labels(label, classes)  # a bad label fails here, before any file is written
+    n_workers = resolve_workers(workers)
     pairs, problems = match_pairs(images_dir, masks_dir)
     counter = [0]
     items = _folder_items(
         pairs,
         problems,
         counter,
+        workers=n_workers,
         label=label,
         classes=classes,
         threshold=threshold,
@@ -454,9 +494,10 @@ def convert_folder(
     )
     if widen_thin_boxes:
         write["min_loc_extent"] = 1
-    report = write_examples(
-        items, output, codec=codec, total=len(pairs) + len(problems), names=[p.image.name for p in pairs], **write
-    )
+    with closing(items):
+        report = write_examples(
+            items, output, codec=codec, total=len(pairs) + len(problems), names=[p.image.name for p in pairs], **write
+        )
     report.dropped_small = counter[0]
     return report
 
@@ -469,10 +510,18 @@ def convert_coco(
     crowd: str = "skip",
     min_area: int = 0,
     codec: Codec | None = None,
+    workers: int | None = None,
     **write: Any,
 ) -> ConvertReport:
-    """COCO instances JSON (polygons or RLE) + images folder → JSONL. See `paligemma_segcodec.datasets.coco`."""
+    """COCO instances JSON (polygons or RLE) + images folder → JSONL. See `paligemma_segcodec.datasets.coco`.
+
+    ``workers``: threads reading the images and decoding the annotations (None: the CPU count; 1:
+    no threads); the output is byte-identical whatever the number.
+    """
     from paligemma_segcodec.datasets.coco import coco_examples
 
-    items, names, total = coco_examples(annotations, images_dir, crowd=crowd, min_area=min_area)
-    return write_examples(items, output, codec=codec, total=total, names=names, **write)
+    items, names, total = coco_examples(
+        annotations, images_dir, crowd=crowd, min_area=min_area, workers=resolve_workers(workers)
+    )
+    with closing(items):
+        return write_examples(items, output, codec=codec, total=total, names=names, **write)

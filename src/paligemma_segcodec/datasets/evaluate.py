@@ -16,10 +16,12 @@ Definitions (as big_vision's PaliGemma segmentation evaluator, extended to sever
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from paligemma_segcodec.datasets.files import IMAGE_EXTENSIONS, Problem, non_utf8_name, unreadable
+from paligemma_segcodec.datasets.parallel import ordered_map, resolve_workers
 from paligemma_segcodec.errors import SkippedObjectWarning
 from paligemma_segcodec.maskio import binarize, read_mask_values
 from paligemma_segcodec.safeio import atomic_write, open_regular
@@ -174,29 +177,41 @@ def score_image(image: str, text: str | None, gt: npt.NDArray[np.bool_], *, code
     return ImageScore(image, iou, box_iou, inter, union, len(segs), n_gt, invalid, len(parsed.skipped))
 
 
+def _read_gt_mask(p: Path, threshold: int) -> tuple[str, npt.NDArray[np.bool_]] | Problem:
+    """A reading thread's work for one mask file: ``(stem, pixels)``, or the `Problem`."""
+    problem = non_utf8_name(p, "mask")
+    if problem is not None:
+        return problem
+    try:
+        values = read_mask_values(p)
+    except (OSError, ValueError) as err:
+        return unreadable("mask", str(p), err)
+    return p.stem, binarize(values, threshold)
+
+
 def _gt_from_masks(
-    masks_dir: Path, threshold: int, skipped: list[Problem]
-) -> Iterator[tuple[str, npt.NDArray[np.bool_]]]:
-    """Each mask file's pixels; an unreadable or special file (FIFO, folder, broken link) goes to
-    ``skipped`` and is never opened for a blocking read."""
-    for p in sorted(masks_dir.iterdir()):
-        if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."):
-            problem = non_utf8_name(p, "mask")
-            if problem is not None:
-                skipped.append(problem)
-                continue
-            try:
-                values = read_mask_values(p)
-            except (OSError, ValueError) as err:
-                skipped.append(unreadable("mask", str(p), err))
-                continue
-            yield p.stem, binarize(values, threshold)
+    masks_dir: Path, threshold: int, skipped: list[Problem], workers: int = 1
+) -> Generator[tuple[str, npt.NDArray[np.bool_]], None, None]:
+    """Each mask file's pixels (read on ``workers`` threads, in file-name order); an unreadable or
+    special file (FIFO, folder, broken link) goes to ``skipped`` and is never opened for a blocking
+    read."""
+    files = [
+        p for p in sorted(masks_dir.iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+    ]
+    work = functools.partial(_read_gt_mask, threshold=threshold)
+    with closing(ordered_map(work, files, workers=workers)) as found:
+        for item in found:
+            if isinstance(item, Problem):
+                skipped.append(item)
+            else:
+                yield item
 
 
-def _gt_from_coco(annotations: Path) -> Iterator[tuple[str, npt.NDArray[np.bool_]]]:
-    """Each image's merged non-crowd annotations. Records that fail `coco.read_coco`'s checks and
-    annotations that `coco.annotation_mask` refuses are skipped, one warning each (``FILE: reason``)."""
-    from paligemma_segcodec.datasets.coco import CocoAnnotation, annotation_mask, read_coco
+def _gt_from_coco(annotations: Path, workers: int = 1) -> Generator[tuple[str, npt.NDArray[np.bool_]], None, None]:
+    """Each image's merged non-crowd annotations (decoded on ``workers`` threads, in order). Records
+    that fail `coco.read_coco`'s checks and annotations that `coco.annotation_mask` refuses are
+    skipped, one warning each (``FILE: reason``), warned in the caller's thread in file order."""
+    from paligemma_segcodec.datasets.coco import CocoAnnotation, CocoImage, annotation_mask, read_coco
 
     coco = read_coco(annotations, need_size=True)
     for p in coco.problems:
@@ -207,18 +222,27 @@ def _gt_from_coco(annotations: Path) -> Iterator[tuple[str, npt.NDArray[np.bool_
         if ann.image_id not in known:
             warnings.warn(f"{annotations}#annotation {ann.id}: unknown image id {ann.image_id} (skipped)", stacklevel=2)
         anns_of.setdefault(ann.image_id, []).append(ann)
-    for info in sorted(coco.images, key=lambda im: (im.file_name, im.id)):
+
+    def image_mask(info: CocoImage) -> tuple[str, npt.NDArray[np.bool_], list[str]]:
+        """``(stem, merged mask, warnings)`` of one image (on a reading thread: it warns nothing itself)."""
         h, w = int(info.height or 0), int(info.width or 0)  # need_size: checked positive, within MAX_PIXELS
         mask = np.zeros((h, w), bool)
+        messages = []
         for ann in anns_of.get(info.id, []):
             if ann.iscrowd:
                 continue
             try:
                 mask |= annotation_mask({"segmentation": ann.segmentation}, h, w)
             except ValueError as err:
-                where = f"{annotations}#annotation {ann.id} ({info.file_name})"
-                warnings.warn(f"{where}: {err} (skipped)", UserWarning, stacklevel=2)
-        yield Path(info.file_name).stem, mask
+                messages.append(f"{annotations}#annotation {ann.id} ({info.file_name}): {err} (skipped)")
+        return Path(info.file_name).stem, mask, messages
+
+    images = sorted(coco.images, key=lambda im: (im.file_name, im.id))
+    with closing(ordered_map(image_mask, images, workers=workers)) as found:
+        for stem, mask, messages in found:
+            for message in messages:
+                warnings.warn(message, UserWarning, stacklevel=2)
+            yield stem, mask
 
 
 def evaluate(
@@ -228,6 +252,7 @@ def evaluate(
     coco: str | os.PathLike[str] | None = None,
     threshold: int = 127,
     codec: Codec | None = None,
+    workers: int | None = None,
 ) -> EvalReport:
     """Scores predictions (image name → answer text) against a masks folder or a COCO file.
 
@@ -236,22 +261,30 @@ def evaluate(
     some ground truth could not be used: unreadable or special mask files and refused COCO records
     are listed in ``EvalReport.skipped`` (never opened for a blocking read), and then so are the
     predictions left without ground truth.
+
+    ``workers``: threads reading the ground truth (None: the CPU count; 1: no threads); the report
+    is the same, in the same order, whatever the number.
     """
     if (masks_dir is None) == (coco is None):
         raise ValueError("give exactly one of masks_dir or coco")
+    n_workers = resolve_workers(workers)
     report = EvalReport()
     by_stem = {Path(k).stem: v for k, v in predictions.items()}
     seen = set()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
+        # score_image ignores these too; here as well, because warnings' filters are process-wide:
+        # a reading thread's own catch_warnings (Pillow's bomb warning) can restore them mid-image
+        warnings.simplefilter("ignore", SkippedObjectWarning)
         gt = (
-            _gt_from_masks(Path(masks_dir), threshold, report.skipped)
+            _gt_from_masks(Path(masks_dir), threshold, report.skipped, n_workers)
             if masks_dir is not None
-            else _gt_from_coco(Path(str(coco)))
+            else _gt_from_coco(Path(str(coco)), n_workers)
         )
-        for stem, mask in gt:
-            seen.add(stem)
-            report.scores.append(score_image(stem, by_stem.get(stem), mask, codec=codec))
+        with closing(gt):
+            for stem, mask in gt:
+                seen.add(stem)
+                report.scores.append(score_image(stem, by_stem.get(stem), mask, codec=codec))
     for w in caught:
         if issubclass(w.category, SkippedObjectWarning):
             warnings.warn(w.message, w.category, stacklevel=2)  # the answers' own warnings: passed on

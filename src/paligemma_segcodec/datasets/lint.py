@@ -19,8 +19,10 @@ Checks, per image/mask pair (severity in brackets):
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,8 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from paligemma_segcodec.boxes import box_to_loc
-from paligemma_segcodec.datasets.files import Problem, match_pairs, unreadable
+from paligemma_segcodec.datasets.files import Pair, Problem, match_pairs, unreadable
+from paligemma_segcodec.datasets.parallel import ordered_map, resolve_workers
 from paligemma_segcodec.maskio import binarize, open_image, read_mask_values
 
 __all__ = ["LintReport", "border_wedges", "lint_folder", "lint_pair"]
@@ -208,11 +211,18 @@ def lint_pair(
     return problems
 
 
-def _pairs(images_dir: Path, masks_dir: Path) -> Iterator[tuple[Path, Path] | Problem]:
-    pairs, problems = match_pairs(images_dir, masks_dir)
-    yield from problems
-    for p in pairs:
-        yield (p.image, p.mask)
+def _lint(pair: Pair, checks: dict[str, Any]) -> list[Problem]:
+    return lint_pair(pair.image, pair.mask, **checks)
+
+
+def _findings(
+    problems: list[Problem], pairs: list[Pair], workers: int, checks: dict[str, Any]
+) -> Generator[list[Problem], None, None]:
+    """The listing's problems (one list each), then each pair's findings, in order."""
+    for p in problems:
+        yield [p]
+    with closing(ordered_map(functools.partial(_lint, checks=checks), pairs, workers=workers)) as results:
+        yield from results
 
 
 def lint_folder(
@@ -220,17 +230,22 @@ def lint_folder(
     masks_dir: str | os.PathLike[str],
     *,
     progress: bool = True,
+    workers: int | None = None,
     **checks: Any,
 ) -> LintReport:
-    """Lints every pair of two folders (matched by stem). ``checks``: options of `lint_pair`."""
+    """Lints every pair of two folders (matched by stem). ``checks``: options of `lint_pair`.
+
+    ``workers``: threads reading and checking the pairs (None: the CPU count; 1: no threads); the
+    report is the same, in the same order, whatever the number.
+    """
     from tqdm import tqdm
 
+    n_workers = resolve_workers(workers)
     report = LintReport()
-    items: Sequence[tuple[Path, Path] | Problem] = list(_pairs(Path(images_dir), Path(masks_dir)))
-    for item in tqdm(items, desc="lint", unit="pair", disable=not progress):
-        if isinstance(item, Problem):
-            report.problems.append(item)
-            continue
-        report.pairs += 1
-        report.problems += lint_pair(*item, **checks)
+    pairs, problems = match_pairs(Path(images_dir), Path(masks_dir))
+    report.pairs = len(pairs)
+    found = _findings(problems, pairs, n_workers, checks)
+    with closing(found):
+        for findings in tqdm(found, total=len(problems) + len(pairs), desc="lint", unit="pair", disable=not progress):
+            report.problems += findings
     return report
