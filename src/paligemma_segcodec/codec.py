@@ -271,6 +271,32 @@ class Codec:
         fn = self._decode_jit if jit else self._decode_eager
         return self._dispatch(fn, idx.astype(np.int32), (MASK_SIZE, MASK_SIZE), np.float32)()
 
+    def jit_encoder_with(
+        self, before: Callable[[jax.Array], jax.Array], after: Callable[[jax.Array], jax.Array]
+    ) -> Callable[[jax.Array], jax.Array]:
+        """``before``, the encoder and ``after`` in one jit-compiled device call, with this codec's parameters.
+
+        Returns ``call(x)``: ``before(x)`` must give float32 ``[B, 64, 64]`` encoder inputs (values in
+        [0, 1]; the caller pads ``B`` to a bucket), which are encoded exactly as `encode_indices` does on
+        a batch of ``B`` (same near-tie settlement); ``after`` gets the int32 ``[B, 33]`` result (16
+        indices, 16 float64-fallback flags, 1 out-of-range flag) and its output is returned, as a JAX
+        array, as soon as the work is dispatched (asynchronous). Each trace counts in `compile_count`.
+        Every call of this method builds a new jit: keep the result.
+        """
+
+        def program(params: Params, x: jax.Array) -> jax.Array:
+            self._traces += 1  # runs once per trace, i.e. per compilation
+            return after(self._encode_eager(params, before(x)[..., None]))
+
+        compiled = jax.jit(program)
+
+        def call(x: jax.Array) -> jax.Array:
+            with self._lock:
+                out: jax.Array = compiled(self._params, x)
+            return out
+
+        return call
+
 
 def _quantize_settle_ties(z: jax.Array, codebook: jax.Array, spread: jax.Array) -> tuple[jax.Array, jax.Array]:
     """`paligemma_segcodec.model.quantize` (same formula, same argmin) with near ties settled.
