@@ -761,6 +761,14 @@ def run(
             f"{sc.get('masks_per_s', 0):,.0f} masks/s",
             time.perf_counter() - t1,
         )
+    # the yardstick again: a busy machine shows as a drop (or a spread) between the two
+    t1 = time.perf_counter()
+    machine["xla_matmul_gflops_at_end"] = matmul_gflops()
+    log.stage(
+        "xla_matmul_gflops, again at the end",
+        f"{machine['xla_matmul_gflops_at_end']:,.0f} GFLOP/s",
+        time.perf_counter() - t1,
+    )
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["seconds"] = time.perf_counter() - t0
     log.line(f"done in {result['seconds']:.1f}s; {len(log.warnings)} warning(s)")
