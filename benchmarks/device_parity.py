@@ -76,8 +76,10 @@ def random_crop(rng: np.random.Generator, max_side: int) -> npt.NDArray[np.bool_
     if view == 2:
         return m[::-1]
     if view == 3:
-        return np.ascontiguousarray(m.T).T
-    return m
+        fortran: npt.NDArray[np.bool_] = np.ascontiguousarray(m.T).T
+        return fortran
+    out: npt.NDArray[np.bool_] = m
+    return out
 
 
 def blocks(n: int, seed: int, size: int, max_side: int) -> Iterator[list[npt.NDArray[np.bool_]]]:

@@ -11,11 +11,25 @@ Targets (issue #4): encode_indices >= 1,000,000 masks/s and decode_indices >= 40
 H100 at precision=HIGHEST, tokens identical to the CPU's. Rates are on device-resident batches
 (the codec's jit'd functions, parameters already on the GPU); ``*_host_to_host`` rates go through the
 public `Codec` methods, NumPy in and out.
+
+Device path (issue 14 §4, `paligemma_segcodec.prep_device`): stage ``device_prep`` times
+``encode_masks(device_prep=True)`` on in-memory 512² masks (target >= 100,000 masks/s; via
+`prep_device.encode_crops_async` on the tight crops if `encode_masks` lacks the keyword), the device
+part alone, the host path for comparison, compilations after `prep_device.warm_up` (target 0) and the
+strings against the CPU host path; ``device_prep_parity`` compares `prep_device.encode_crops` on the
+GPU with the CPU host path on ``--device-parity`` random crops; ``host_prep_device_path`` is
+`pack_crops`' µs per 512² mask on 1, 2, 4 and 8 threads (target <= 25 µs on one); ``public_api_host_to_host``
+has encode_indices >= 300,000/s as the target; ``paste_device`` times `paste_device.paste_in_boxes_async`
+when that module exists.
+
+``--smoke`` runs every stage tiny, on whatever backend JAX has (a CPU is fine), to check the script.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
 import json
 import sys
 import time
@@ -28,11 +42,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from paligemma_segcodec import model
+from paligemma_segcodec import model, prep_device
 from paligemma_segcodec.api import encode_masks, prepare_mask
 from paligemma_segcodec.bench import jit_encoder, load_masks, machine_info, matmul_gflops, synthetic_masks
+from paligemma_segcodec.boxes import crop_pixels, tight_box
 from paligemma_segcodec.checkpoint import read_checkpoint
 from paligemma_segcodec.codec import Codec
+from paligemma_segcodec.prep import prepare_crop
 
 
 def rate(fn: Callable[[], Any], n: int, seconds: float = 1.5) -> dict[str, float]:
@@ -88,6 +104,44 @@ def realistic_inputs(masks: list[np.ndarray], n: int) -> np.ndarray:
     return np.resize(x, (n, 64, 64)).astype(np.float32)
 
 
+def masks_at(masks: list[np.ndarray], n: int, side: int) -> list[np.ndarray]:
+    """``n`` bool ``side × side`` masks: each mask resampled (nearest) to that size, cycled; the non-empty ones."""
+    out = []
+    for m in masks:
+        h, w = m.shape
+        r = m[(np.arange(side) * h // side)[:, None], (np.arange(side) * w // side)[None, :]]
+        if r.any():
+            out.append(np.ascontiguousarray(r))
+    return [out[i % len(out)] for i in range(n)]
+
+
+def tight_crops(masks: list[np.ndarray]) -> list[np.ndarray]:
+    """Each mask's tight-box crop (a view), as `encode_masks` cuts it."""
+    out = []
+    for m in masks:
+        t, left, b, r = crop_pixels(tight_box(m), *m.shape)
+        out.append(m[t:b, left:r])
+    return out
+
+
+def random_crops(n: int, seed: int, max_side: int) -> list[np.ndarray]:
+    """``n`` bool crops, log-uniform sides 1..max_side: noise, ellipses and rings; some strided views."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        h, w = (max(1, int(v)) for v in np.exp(rng.uniform(0, np.log(max_side), 2)))
+        if i % 3 == 0:
+            m = rng.random((h, w)) < rng.uniform(0.02, 0.98)
+        else:
+            yy, xx = np.ogrid[:h, :w]
+            r = ((yy - rng.uniform(0, h)) / (rng.uniform(0.1, 0.9) * h + 0.5)) ** 2 + (
+                (xx - rng.uniform(0, w)) / (rng.uniform(0.1, 0.9) * w + 0.5)
+            ) ** 2
+            m = (r < 1) & (r > (0.5 if i % 3 == 2 else -1))
+        out.append(m[::-1] if i % 5 == 0 else m)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", action="append", required=True, help="repeatable; the first is benchmarked")
@@ -97,7 +151,15 @@ def main() -> None:
     ap.add_argument("--parity", type=int, default=4096, help="64x64 inputs compared GPU vs CPU per checkpoint")
     ap.add_argument("--out", help="also write the JSON here (after every stage)")
     ap.add_argument("--precision-variants", action="store_true", help="also time TF32 / bf16x3 (not the product)")
+    ap.add_argument("--host-batch", type=int, default=16384, help="batch of the public_api_host_to_host stage")
+    ap.add_argument("--device-masks", type=int, default=16384, help="in-memory masks for the device_prep stage")
+    ap.add_argument("--mask-side", type=int, default=512, help="side of those masks")
+    ap.add_argument("--device-parity", type=int, default=65536, help="random crops: device path (GPU) vs CPU host")
+    ap.add_argument("--smoke", action="store_true", help="every stage tiny (checks the script; CPU is fine)")
     args = ap.parse_args()
+    if args.smoke:
+        args.encode_batches, args.decode_batches, args.parity, args.host_batch = "64", "64", 64, 64
+        args.device_masks, args.mask_side, args.device_parity = 48, 128, 96
 
     result: dict[str, Any] = {"machine": machine_info(), "devices": [str(d) for d in jax.devices()]}
     from paligemma_segcodec.resize import _numba_kernel
@@ -115,12 +177,12 @@ def main() -> None:
             Path(args.out).write_text(json.dumps(result, indent=2))
 
     # The device's own fp32 matmul rate at HIGHEST (GFLOP/s): a yardstick for comparing runs and cards.
-    size = 2048 if jax.default_backend() == "cpu" else 8192
+    size = 256 if args.smoke else 2048 if jax.default_backend() == "cpu" else 8192
     stage("matmul_yardstick", lambda: {"n": size, "gflops": matmul_gflops(size)})
 
     cpu_dev = jax.devices("cpu")[0]
     masks = load_masks(args.masks) if args.masks else []
-    masks += synthetic_masks(300, seed=5)
+    masks += synthetic_masks(12, seed=5, max_side=200) if args.smoke else synthetic_masks(300, seed=5)
     real = realistic_inputs(masks, args.parity)
     rng = np.random.default_rng(0)
     noise = (rng.random((args.parity, 64, 64)) > 0.5).astype(np.float32)
@@ -194,7 +256,7 @@ def main() -> None:
     stage("decode_variant_conv_transpose", decode_conv_transpose)
 
     def host_to_host() -> dict[str, Any]:
-        b = 16384
+        b = args.host_batch
         x = realistic_inputs(masks, b)
         idx = gpu.encode_indices(x)
         return {
@@ -206,7 +268,7 @@ def main() -> None:
     stage("public_api_host_to_host", host_to_host)
 
     def e2e() -> dict[str, Any]:
-        sub = (masks * 4)[:1024]
+        sub = (masks * 4)[: 64 if args.smoke else 1024]
         r = rate(lambda: encode_masks(sub, codec=gpu), len(sub), seconds=3)
         return {"masks": len(sub), "mean_pixels": float(np.mean([m.size for m in sub])), **r}
 
@@ -228,6 +290,103 @@ def main() -> None:
             return {"token_mismatches_vs_highest": mism, "tokens": x.shape[0] * 16, "encode": r, "decode": d}
         finally:
             model.HIGHEST = saved
+
+    # --- the device prep path (issue 14 §4) -------------------------------------------------------
+    big = masks_at(masks, args.device_masks, args.mask_side)
+    has_keyword = "device_prep" in inspect.signature(encode_masks).parameters
+
+    def device_prep_stage() -> dict[str, Any]:
+        crops = tight_crops(big)
+        out: dict[str, Any] = {
+            "masks": len(big),
+            "side": args.mask_side,
+            "mean_crop_pixels": float(np.mean([c.size for c in crops])),
+            "via": "encode_masks(device_prep=True)" if has_keyword else "prep_device.encode_crops_async",
+        }
+        t0 = time.perf_counter()
+        out["warm_up_compiles"] = prep_device.warm_up(gpu, max_side=args.mask_side)
+        out["warm_up_s"] = time.perf_counter() - t0
+
+        def device_e2e() -> Any:
+            if has_keyword:
+                return encode_masks(big, codec=gpu, device_prep=True)
+            return prep_device.encode_crops_async(gpu, tight_crops(big))()
+
+        before = prep_device.compile_count(gpu)
+        out["encode_masks_device_prep"] = rate(device_e2e, len(big), seconds=3)
+        out["encode_crops_device_only"] = rate(lambda: prep_device.encode_crops_async(gpu, crops)(), len(crops), 3)
+        out["compiles_after_warm_up"] = prep_device.compile_count(gpu) - before
+        if has_keyword:
+            sub = big[: 64 if args.smoke else 2048]
+            out["encode_masks_host_prep"] = rate(
+                lambda: encode_masks(sub, codec=gpu, device_prep=False),
+                len(sub),
+                seconds=3,
+            )
+        # tokens: device path on this backend vs the host path on the CPU
+        check = big[: 64 if args.smoke else 4096]
+        got = prep_device.encode_crops(gpu, tight_crops(check))
+        with jax.default_device(cpu_dev):
+            cpu = Codec(ckpt, max_batch=256)
+            want = cpu.encode_indices(
+                np.stack([prepare_crop(c, (0.0, 0.0, 1.0, 1.0)).mask64 for c in tight_crops(check)])
+            )
+            if has_keyword:
+                a = encode_masks(check, codec=cpu, device_prep=False)
+                b = encode_masks(check, codec=gpu, device_prep=True)
+                out["strings_differ_vs_cpu_host_path"] = sum(x != y for x, y in zip(a, b, strict=True))
+        out["token_mismatches_vs_cpu_host_path"] = int((got != want).sum())
+        out["tokens_compared"] = int(want.size)
+        return out
+
+    stage("device_prep", device_prep_stage)
+
+    def device_prep_parity() -> dict[str, Any]:
+        crops = random_crops(args.device_parity, seed=7, max_side=1500)
+        mism, rows = 0, 0
+        with jax.default_device(cpu_dev):
+            cpu = Codec(ckpt, max_batch=256)
+        for s in range(0, len(crops), 4096):
+            part = crops[s : s + 4096]
+            got = prep_device.encode_crops(gpu, part)
+            with jax.default_device(cpu_dev):
+                want = cpu.encode_indices(np.stack([prepare_crop(c, (0.0, 0.0, 1.0, 1.0)).mask64 for c in part]))
+            mism += int((got != want).sum())
+            rows += int((got != want).any(axis=1).sum())
+        return {"crops": len(crops), "token_mismatches": mism, "rows_with_mismatch": rows}
+
+    stage("device_prep_parity", device_prep_parity)
+
+    def host_prep_device_path() -> dict[str, Any]:
+        crops = tight_crops(big[:1024])
+        return {
+            "function": "prep_device.host_prep_us (pack_crops, best of 5)",
+            "side": args.mask_side,
+            **{f"us_per_mask_threads_{t}": prep_device.host_prep_us(crops, threads=t) for t in (1, 2, 4, 8)},
+        }
+
+    stage("host_prep_device_path", host_prep_device_path)
+
+    try:
+        paste_device: Any = importlib.import_module("paligemma_segcodec.paste_device")
+    except ImportError:
+        paste_device = None
+    if paste_device is not None and hasattr(paste_device, "paste_in_boxes_async"):
+
+        def paste_stage() -> dict[str, Any]:
+            from paligemma_segcodec.boxes import box_to_loc
+
+            n = min(len(big), 64 if args.smoke else 8192)
+            side = args.mask_side
+            idx = gpu.encode_indices(np.stack([prepare_mask(m).mask64 for m in big[:n]]))
+            locs = [box_to_loc(tight_box(m)) for m in big[:n]]
+
+            def paste() -> Any:
+                return paste_device.paste_in_boxes_async(gpu, idx, locs, side, side)()
+
+            return {"objects": n, "image_side": side, **rate(paste, n, seconds=3)}
+
+        stage("paste_device", paste_stage)
 
     if args.precision_variants:
         stage("encode_precision_default_tf32", lambda: lower_precision(jax.lax.Precision.DEFAULT))
