@@ -271,6 +271,32 @@ class Codec:
         fn = self._decode_jit if jit else self._decode_eager
         return self._dispatch(fn, idx.astype(np.int32), (MASK_SIZE, MASK_SIZE), np.float32)()
 
+    def jit_after_decoder(
+        self, after: Callable[..., tuple[jax.Array, ...]]
+    ) -> Callable[..., tuple[jax.Array, ...]]:
+        """The decoder and ``after`` in one jit-compiled device call, with this codec's parameters.
+
+        Returns ``call(indices, *args)``: ``indices`` int32 ``[B, 16]``, already checked (in
+        ``0..codebook_size - 1``) and padded to a bucket by the caller, → ``after(decoded, *args)``,
+        where ``decoded`` is the float32 ``[B, 64, 64]`` raw output (the same computation as
+        `decode_indices` on a batch of ``B``). It returns as soon as the work is dispatched (JAX
+        arrays; asynchronous). Each trace counts in `compile_count`. Every call of this method builds
+        a new jit: keep the result.
+        """
+
+        def program(params: Params, indices: jax.Array, *args: jax.Array) -> tuple[jax.Array, ...]:
+            self._traces += 1  # runs once per trace, i.e. per compilation
+            return after(self._decode_eager(params, indices), *args)
+
+        compiled = jax.jit(program)
+
+        def call(indices: jax.Array, *args: jax.Array) -> tuple[jax.Array, ...]:
+            with self._lock:
+                out: tuple[jax.Array, ...] = compiled(self._params, indices, *args)
+            return out
+
+        return call
+
     def jit_encoder_with(
         self, before: Callable[[jax.Array], jax.Array], after: Callable[[jax.Array], jax.Array]
     ) -> Callable[[jax.Array], jax.Array]:
