@@ -49,7 +49,7 @@ def _fake_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, content: bytes) -
     """A stand-in for hf_hub_download that serves `content` from a temporary cache folder."""
     calls: list[dict[str, str]] = []
 
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    LocalEntryNotFoundError = ck._hf_imports()[1]  # its module differs across huggingface_hub versions
 
     def fake_download(repo_id: str, filename: str, repo_type: str, local_files_only: bool = False) -> str:
         path = tmp_path / "hub" / f"spaces--{repo_id.replace('/', '--')}" / filename
@@ -116,7 +116,8 @@ def test_unreachable_hub_suggests_hf_hub_offline(monkeypatch: pytest.MonkeyPatch
     """The probe said the Hub is up, then huggingface_hub failed anyway: the message says how to get
     the file and how to skip the network next time."""
     import huggingface_hub
-    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    LocalEntryNotFoundError = ck._hf_imports()[1]  # its module differs across huggingface_hub versions
 
     def unreachable(**_: object) -> str:
         raise LocalEntryNotFoundError("cannot reach the Hub and the file is not in the cache")
