@@ -24,8 +24,10 @@ from paligemma_segcodec.paste_device import (
     _paste,
     batch_buckets,
     device_resize_weights,
+    host_unpack_us,
     paste_in_boxes_async,
     pixel_boxes,
+    warm_up,
 )
 from paligemma_segcodec.resize import resize, resize_weights
 from paligemma_segcodec.segment import paste_mask, paste_mask_in_box
@@ -41,15 +43,11 @@ def small_codec() -> Codec:
 
 @pytest.fixture(scope="module")
 def warm_codec(small_codec: Codec) -> Codec:
-    """`small_codec` with every (box bucket, batch bucket) program compiled."""
-    codec = small_codec
-    rng = np.random.default_rng(0)
-    for size in BOX_BUCKETS:
-        side = int(size)  # a side-`size` box on a `size`-pixel image: the whole image
-        for n in batch_buckets(codec, size):
-            idx = rng.integers(0, codec.codebook_size, (n, 16)).astype(np.int32)
-            paste_in_boxes_async(codec, idx, [(0, 0, 1023, 1023)] * n, side, side)()
-    return codec
+    """`small_codec` with every (box bucket, batch bucket) program compiled by `warm_up`."""
+    compiled = warm_up(small_codec)
+    assert compiled <= sum(len(batch_buckets(small_codec, size)) for size in BOX_BUCKETS)
+    assert warm_up(small_codec) == 0
+    return small_codec
 
 
 def _host(
@@ -285,25 +283,39 @@ def test_no_recompile_after_warmup(warm_codec: Codec) -> None:
 
 @pytest.mark.slow
 def test_no_recompile_default_buckets() -> None:
-    """The default batch cap (256 on a CPU): every (box bucket, batch bucket) once, then none."""
+    """The default batch cap (256 on a CPU): `warm_up` compiles every (box bucket, batch bucket), then none."""
     codec = load_codec(CKPT, max_batch=None)
     rng = np.random.default_rng(7)
-    for size in BOX_BUCKETS:
-        for n in batch_buckets(codec, size):
-            idx = rng.integers(0, 128, (n, 16)).astype(np.int32)
-            paste_in_boxes_async(codec, idx, [(0, 0, 1023, 1023)] * n, size, size)()
+    warm_up(codec)
     before = codec.compile_count
     for n in (1, 7, 100, 300, 1000):
         idx = rng.integers(0, 128, (n, 16)).astype(np.int32)
         y1, x1 = rng.integers(0, 1000, (2, n))
         locs = [
-            (int(a), int(b), int(a) + int(e), int(b) + int(f))
+            (int(a), int(b), min(int(a) + int(e), 1023), min(int(b) + int(f), 1023))
             for a, b, e, f in zip(y1, x1, *rng.integers(0, 400, (2, n)), strict=True)
         ]
-        locs = [(y1_, x1_, min(y2, 1023), min(x2, 1023)) for y1_, x1_, y2, x2 in locs]
-        for h, w in ((512, 512), (2000, 1500)):
+        for h, w in ((512, 512), (2000, 1500), (3, 4)):
             paste_in_boxes_async(codec, idx, locs, h, w)()
     assert codec.compile_count == before
+
+
+def test_warm_up_max_side() -> None:
+    """``max_side`` compiles the buckets up to the first one that holds it (and nothing twice)."""
+    codec = load_codec(CKPT, max_batch=1)
+    assert warm_up(codec, max_side=20) <= 2  # buckets 16 and 32, batch 1
+    assert warm_up(codec, max_side=32) == 0
+    before = codec.compile_count
+    paste_in_boxes_async(codec, np.zeros((1, 16), np.int32), [(0, 0, 1023, 1023)], 30, 30)()
+    paste_in_boxes_async(codec, np.zeros((1, 16), np.int32), [(0, 0, 1023, 1023)], 3000, 3000)()  # host resize
+    assert codec.compile_count == before
+
+
+def test_host_unpack_us_runs() -> None:
+    us = host_unpack_us([(100, 90), (1, 1), (1024, 3)], repeats=1)
+    assert us > 0
+    with pytest.raises(ValueError, match="box_sides"):
+        host_unpack_us([(0, 5)])
 
 
 @pytest.mark.slow

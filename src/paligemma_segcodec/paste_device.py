@@ -43,9 +43,13 @@ __all__ = [
     "BOX_BUCKETS",
     "PARITY_EPSILON",
     "PastedBox",
+    "batch_buckets",
+    "batch_cap",
     "device_resize_weights",
+    "host_unpack_us",
     "paste_in_boxes_async",
     "pixel_boxes",
+    "warm_up",
 ]
 
 BOX_BUCKETS = (16, 32, 64, 128, 256, 512, 1024)
@@ -346,19 +350,85 @@ def paste_in_boxes_async(
         masks64 = np.empty((n, MASK_SIZE, MASK_SIZE), np.float32)
         out: list[PastedBox | None] = [None] * n
         for rows, packed, decoded in pending:
-            bits = np.asarray(packed)
             masks64[rows] = np.asarray(decoded)[: rows.size]
-            for k, i in enumerate(rows.tolist()):
-                top, left, bottom, right = box_list[i]
-                h, w = bottom - top, right - left
-                if device_list[i]:
-                    crop = np.unpackbits(bits[k, :h, : (w + 7) // 8], axis=1, count=w).view(np.bool_)
-                elif h > 0 and w > 0:  # larger than the biggest bucket: the host's resize
-                    crop = resize(masks64[i], h, w) > 0
-                else:
-                    crop = np.zeros((h, w), dtype=bool)
-                out[i] = PastedBox(top, left, bottom, right, crop)
+            _unpack_chunk(np.asarray(packed), rows.tolist(), box_list, device_list, masks64, out)
         done: list[PastedBox] = [p for p in out if p is not None]
         return masks64, done
 
     return result
+
+
+def _unpack_chunk(
+    bits: npt.NDArray[np.uint8],
+    rows: list[int],
+    box_list: list[list[int]],
+    device_list: list[bool],
+    masks64: npt.NDArray[np.float32],
+    out: list[PastedBox | None],
+) -> None:
+    """The host part of one device call: ``out[rows[k]]`` from row ``k`` of the packed bits (uint8
+    ``[B, S, S // 8]``), or from the host resize of ``masks64[rows[k]]`` for a box too large for
+    the buckets, or an empty crop."""
+    for k, i in enumerate(rows):
+        top, left, bottom, right = box_list[i]
+        h, w = bottom - top, right - left
+        if device_list[i]:
+            crop = np.unpackbits(bits[k, :h, : (w + 7) // 8], axis=1, count=w).view(np.bool_)
+        elif h > 0 and w > 0:  # larger than the biggest bucket: the host's resize
+            crop = resize(masks64[i], h, w) > 0
+        else:
+            crop = np.zeros((h, w), dtype=bool)
+        out[i] = PastedBox(top, left, bottom, right, crop)
+
+
+def host_unpack_us(box_sides: Sequence[tuple[int, int]] | npt.ArrayLike, *, repeats: int = 5) -> float:
+    """Host cost of the device path per object, in µs (best of ``repeats``): unpacking the packed
+    bits of a device call into `PastedBox` crops, as ``paste_in_boxes_async(...)()`` does once the
+    device is done (without the copy from the device).
+
+    Args:
+      box_sides: int ``[N, 2]`` box (height, width) in pixels, each side in ``1..BOX_BUCKETS[-1]``;
+        random bits stand in for the device's output (the cost does not depend on the values).
+      repeats: timing runs.
+
+    Returns:
+      Microseconds per object.
+    """
+    import time
+
+    hw = np.asarray(box_sides, dtype=np.int64).reshape(-1, 2)
+    if hw.size == 0 or hw.min() < 1 or hw.max() > BOX_BUCKETS[-1]:
+        raise ValueError(f"box_sides must be [N, 2] sides in 1..{BOX_BUCKETS[-1]}, N >= 1")
+    rng = np.random.default_rng(0)
+    sizes = np.asarray(BOX_BUCKETS)[np.searchsorted(np.asarray(BOX_BUCKETS), hw.max(axis=1))]
+    groups = []
+    for size in np.unique(sizes).tolist():
+        rows = np.flatnonzero(sizes == size).tolist()
+        groups.append((rng.integers(0, 256, (len(rows), size, size // 8), dtype=np.uint8), rows))
+    box_list = [[0, 0, int(h), int(w)] for h, w in hw.tolist()]
+    device_list = [True] * len(box_list)
+    masks64 = np.zeros((len(box_list), MASK_SIZE, MASK_SIZE), np.float32)
+    best = float("inf")
+    for _ in range(max(1, repeats)):
+        out: list[PastedBox | None] = [None] * len(box_list)
+        t0 = time.perf_counter()
+        for bits, rows in groups:
+            _unpack_chunk(bits, rows, box_list, device_list, masks64, out)
+        best = min(best, time.perf_counter() - t0)
+    return best / len(box_list) * 1e6
+
+
+def warm_up(codec: Codec, *, max_side: int = BOX_BUCKETS[-1]) -> int:
+    """Compiles every program `paste_in_boxes_async` can need for boxes with both sides ``<= max_side``:
+    each (box bucket, batch bucket) pair of `batch_buckets`, run once on zeros. Afterwards such calls
+    compile nothing. Returns the number of compilations (`Codec.compile_count`)."""
+    before = codec.compile_count
+    last: jax.Array | None = None
+    top = int(np.searchsorted(np.asarray(BOX_BUCKETS), min(max(int(max_side), 1), BOX_BUCKETS[-1])))
+    for size in BOX_BUCKETS[: top + 1]:
+        program = _program(codec, size)
+        for b in batch_buckets(codec, size):
+            last = program(jnp.zeros((b, 16), jnp.int32), jnp.zeros((b, 2), jnp.int32))[0]
+    if last is not None:
+        last.block_until_ready()
+    return codec.compile_count - before
