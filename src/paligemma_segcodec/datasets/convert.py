@@ -94,7 +94,7 @@ class Example:
     warnings: tuple[Problem, ...] = ()  # written to OUT.errors.jsonl; the line is still written
     # the objects' encoder inputs (`prepare_example`, done on a reading thread), or None: prepared
     # when encoded
-    prepared: tuple[PreparedMask, ...] | None = None
+    prepared: tuple[PreparedMask, ...] | None = field(default=None, repr=False, compare=False)
 
 
 def prepare_example(ex: Example) -> Example:
