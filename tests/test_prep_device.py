@@ -199,6 +199,16 @@ def test_no_recompiles_after_warm_up(codec: Any) -> None:
     assert compile_count(codec) == before
 
 
+def test_many_calls_before_waiting(codec: Any) -> None:
+    """More chunks than `MAX_QUEUED` dispatched by several calls before any result is read."""
+    rng = np.random.default_rng(7)
+    batches = [_random_crops(rng, 3 * CHUNK + 5, max_side=100) for _ in range(4)]
+    waits = [encode_crops_async(codec, crops, chunk=CHUNK) for crops in batches]
+    for crops, wait in zip(batches[::-1], waits[::-1], strict=True):
+        np.testing.assert_array_equal(wait(), _host_tokens(codec, crops))
+        np.testing.assert_array_equal(wait(), _host_tokens(codec, crops))  # a second call returns the same
+
+
 def test_host_prep_us_runs() -> None:
     crops = _water_crops(WATER)
     assert host_prep_us(crops, threads=1, repeat=1) > 0

@@ -20,13 +20,14 @@ antialiased resize, the encoder and the argmin on the device, so the host does l
   may round differently, but gathered from per-bucket tables that `resize._spans` itself computed once
   (TF's ComputeSpans in float32: kernel scale, the sample-outside skip, normalization by the float32
   sequential sum). So the device weights equal `resize.resize_weights` bit for bit on any backend.
-  Tables: ``[sizes, 64, K]`` float32 per side (K ≤ 66), about 47 MB on the device for all sides.
+  Tables: ``[sizes, 64, K]`` float32 per side (K ≤ 64), 22 MiB on the device for all sides.
 - **Near ties**: rows the encoder flags for the float64 fallback are resized again on the host
   (`resize.resize_binary`, the host path's own input) and settled by `Codec`'s float64 argmin, so
   those positions get exactly the host path's answer.
 - **Pipeline**: chunks of ``C`` crops (64 on a CPU backend, 4096 otherwise, at most
   ``codec.max_batch``), up to `IN_FLIGHT` dispatched at once: the host packs chunk ``k + 1`` while the
   device computes ``k`` and the transfer of ``k - 1``'s indices is under way (``copy_to_host_async``).
+  Across calls, at most `MAX_QUEUED` chunks wait on the device (back-pressure on the dispatching thread).
 
 Compiled shapes are bounded: one resize program per (bucket, piece size), one encoder per power-of-two
 chunk size ≤ ``C``, one host-masks64 scatter per piece size. `warm_up` compiles them all; after it,
@@ -61,6 +62,7 @@ from paligemma_segcodec.resize import _spans, resize_binary
 
 __all__ = [
     "IN_FLIGHT",
+    "MAX_QUEUED",
     "MAX_SIDE",
     "SIDES",
     "Bucket",
@@ -82,7 +84,12 @@ MAX_SIDE = SIDES[-1]
 """Crops taller or wider than this are resized on the host (`resize.resize_binary`) and uploaded as 64×64."""
 
 IN_FLIGHT = 3
-"""Chunks dispatched to the device before the host waits for the oldest."""
+"""Chunks one `encode_crops_async` call dispatches before its result waits for the oldest."""
+
+MAX_QUEUED = 2 * IN_FLIGHT
+"""Chunks of all calls (per codec and chunk size) queued on the device at once: a further dispatch first
+waits until the oldest is done, so callers that start many calls before waiting (a span loop) keep
+device and host memory bounded (a 4096-crop chunk of 512² crops uploads 128 MiB of bits)."""
 
 _MIN_PIECE = 8  # smallest number of crops per device call (a bucket's crop count is padded to a multiple)
 _PIECE_PIXELS = 1 << 27  # at most this many padded crop pixels per device call (16 MiB of bits)
@@ -136,7 +143,7 @@ def _check_crops(crops: Sequence[npt.NDArray[np.bool_]]) -> npt.NDArray[np.int64
     """Validates the crops → int64 ``[N, 2]`` their shapes. TypeError: not bool; ValueError: not 2-D or empty."""
     shapes = np.empty((len(crops), 2), np.int64)
     for i, c in enumerate(crops):
-        if type(c) is not np.ndarray or c.dtype != np.bool_:
+        if not isinstance(c, np.ndarray) or c.dtype != np.bool_:
             if not isinstance(c, np.ndarray):
                 raise TypeError(f"crop {i} must be a NumPy bool array, got {type(c).__name__}")
             raise TypeError(
@@ -358,6 +365,7 @@ class _DevicePrep:
         self.traces = 0
         self.settled_rows = 0  # rows whose flagged positions took the float64 fallback (diagnostics)
         self._lock = threading.Lock()
+        self._queued: deque[jax.Array] = deque()  # recent chunks' outputs, oldest first (`MAX_QUEUED`)
         self._tables: dict[int, tuple[jax.Array, jax.Array]] = {}
         self._resize: dict[tuple[int, int], Callable[..., jax.Array]] = {}
         self._encoders: dict[int, Callable[[jax.Array], jax.Array]] = {}
@@ -429,9 +437,17 @@ class _DevicePrep:
         self, crops: Sequence[npt.NDArray[np.bool_]], shapes: npt.NDArray[np.int64], threads: int
     ) -> jax.Array:
         """Resize + encode of up to ``chunk`` crops (dispatched) → uint8 ``[rows, 16]`` (rows >= len(crops))."""
+        while True:  # back-pressure: at most MAX_QUEUED chunks on the device
+            with self._lock:
+                oldest = self._queued.popleft() if len(self._queued) >= MAX_QUEUED else None
+            if oldest is None:
+                break
+            oldest.block_until_ready()
         buf = self.fill(crops, shapes, threads)
         out = self.encoder(_pow2_at_least(len(crops), _MIN_PIECE) if len(crops) < self.chunk else self.chunk)(buf)
         out.copy_to_host_async()
+        with self._lock:
+            self._queued.append(out)
         return out
 
     def settle(self, crops: Sequence[npt.NDArray[np.bool_]], fetched: npt.NDArray[np.uint8]) -> npt.NDArray[np.int32]:
