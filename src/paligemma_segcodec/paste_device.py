@@ -45,6 +45,7 @@ __all__ = [
     "PastedBox",
     "batch_buckets",
     "batch_cap",
+    "batch_pieces",
     "device_resize_weights",
     "host_unpack_us",
     "paste_in_boxes_async",
@@ -238,6 +239,39 @@ def _batch_bucket(n: int, cap: int) -> int:
     return min(b, cap)
 
 
+_PAD_ALWAYS = 64  # a remainder this small is padded to its power of two, not split further
+_PAD_FRACTION = 4  # padding up to 1/4 of the lower power of two is cheaper than another call
+
+
+def batch_pieces(n: int, cap: int) -> list[tuple[int, int]]:
+    """How ``n`` objects of one box bucket are split into device calls: ``(objects, padded batch)``
+    pairs, the batch always one of `batch_buckets`. Full ``cap`` chunks first; then the remainder
+    ``m`` is padded to the next power of two when that adds at most a quarter of the lower power of
+    two ``p`` (or ``m <= 64``), else split into ``p`` and the rest. So padding is at most an eighth of
+    a call's batch (or 31 rows, for a remainder of at most 64), in at most ``log2(cap)`` calls for
+    the remainder.
+
+    Examples:
+        >>> batch_pieces(425, 256)
+        [(256, 256), (128, 128), (41, 64)]
+        >>> batch_pieces(228, 256)
+        [(228, 256)]
+    """
+    out = []
+    while n >= cap:
+        out.append((cap, cap))
+        n -= cap
+    while n > 0:
+        p = 1 << (n.bit_length() - 1)
+        padded = _batch_bucket(n, cap)
+        if n <= _PAD_ALWAYS or padded - n <= p // _PAD_FRACTION:
+            out.append((n, padded))
+            break
+        out.append((p, p))
+        n -= p
+    return out
+
+
 _WEIGHTS_JIT: dict[int, Callable[[jax.Array], jax.Array]] = {}
 
 
@@ -286,8 +320,8 @@ def paste_in_boxes_async(
 ) -> Callable[[], tuple[npt.NDArray[np.float32], list[PastedBox]]]:
     """Decodes ``N`` objects and pastes each into its box, on the device; returns at once.
 
-    All device calls are dispatched before this returns (one per box-size bucket and chunk of at
-    most `batch_cap` objects, padded to a power-of-two batch), so several are in flight; the
+    All device calls are dispatched before this returns (per box-size bucket, chunks of at most
+    `batch_cap` objects padded to a power-of-two batch, see `batch_pieces`), so several are in flight; the
     packed results are copied back asynchronously. Call the result to wait for them and unpack.
 
     Args:
@@ -331,9 +365,10 @@ def paste_in_boxes_async(
             continue
         cap = batch_cap(codec, size)
         program = _program(codec, size)
-        for start in range(0, members.size, cap):
-            rows = members[start : start + cap]
-            padded = _batch_bucket(rows.size, cap)
+        start = 0
+        for count, padded in batch_pieces(int(members.size), cap):
+            rows = members[start : start + count]
+            start += count
             idx_chunk = np.zeros((padded, idx.shape[1]), np.int32)
             idx_chunk[: rows.size] = idx[rows]
             size_chunk = np.zeros((padded, 2), np.int32)
