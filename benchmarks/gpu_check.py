@@ -384,7 +384,15 @@ def main() -> None:
             def paste() -> Any:
                 return paste_device.paste_in_boxes_async(gpu, idx, locs, side, side)()
 
-            return {"objects": n, "image_side": side, **rate(paste, n, seconds=3)}
+            out: dict[str, Any] = {"objects": n, "image_side": side}
+            if hasattr(paste_device, "warm_up"):
+                t0 = time.perf_counter()
+                out["warm_up_compiles"] = paste_device.warm_up(gpu, max_side=side)
+                out["warm_up_s"] = time.perf_counter() - t0
+            before = gpu.compile_count
+            out.update(rate(paste, n, seconds=3))
+            out["compiles_after_warm_up"] = gpu.compile_count - before
+            return out
 
         stage("paste_device", paste_stage)
 
