@@ -66,10 +66,10 @@ Why: both sides compute ``Wy @ mask64 @ Wx.T`` with the same float32 weights (no
 row summing to 1) and differ only in the order of the two 64-term sums. Each side's error is at most
 ``2 * 64 * 2**-24 * max|mask64|`` (two sums of 64 terms, unit roundoff ``2**-24``, first order), so
 the two values straddle 0 only when ``|v| <= 4 * 64 * 2**-24 * max|mask64| = 2**-16 * max|mask64|``.
-Measured on a CPU (tests/test_paste_device.py, fixture-vae.npz): 12,000 random objects on
-512×512, 1333×800, 2000×1500 and 7×5 images (9e8 pixels): no mismatch; crafted outputs that cross 0
-on whole rows and columns (linear ramps, saddles, 1e-3 noise; 2.7e6 pixels): 585 mismatches, all
-with ``|v| <= 1.5e-8 * max|mask64|``."""
+Measured on a CPU with fixture-vae.npz: 12,000 random objects on 512×512, 1333×800, 2000×1500 and
+7×5 images (9e8 pixels; the slow tests in tests/test_paste_device.py run 8,000 such): no mismatch;
+crafted outputs that cross 0 on whole rows and columns (linear ramps, saddles, 1e-3 noise; 2.7e6
+pixels): 585 mismatches, all with ``|v| <= 1.5e-8 * max|mask64|``."""
 
 _PIXEL_BUDGET = {"cpu": 2**24}  # largest B × S × S float32 intermediate per device call (64 MiB on a CPU)
 _PIXEL_BUDGET_DEFAULT = 2**28  # 1 GiB on an accelerator
@@ -150,7 +150,9 @@ def _weights(out_sizes: jax.Array, size: int) -> jax.Array:
     The float32 operations of `paligemma_segcodec.resize._spans`, in the same order, so the result is
     the host's bit for bit (XLA does not reassociate float32 arithmetic): the normalizing sum is
     accumulated one input column at a time from column 0 (the columns before the span's start are
-    exact zeros, so this is TF's sequential sum over the span).
+    exact zeros, so this is TF's sequential sum over the span). No product feeds an addition
+    directly, so a backend that contracts ``a * b + c`` into a fused multiply-add (GPUs) computes
+    the same values.
     """
     f32 = jnp.float32
     n = out_sizes.astype(jnp.int32)[:, None]  # [B, 1]
