@@ -92,7 +92,7 @@ waits until the oldest is done, so callers that start many calls before waiting 
 device and host memory bounded (a 4096-crop chunk of 512² crops uploads 128 MiB of bits)."""
 
 _MIN_PIECE = 8  # smallest number of crops per device call (a bucket's crop count is padded to a multiple)
-_PIECE_PIXELS = 1 << 27  # at most this many padded crop pixels per device call (16 MiB of bits)
+_PIECE_PIXELS = 1 << 27  # padded crop pixels per device call: 16 MiB of bits, 512 MiB unpacked float32
 _CHUNK = {"cpu": 64}
 _CHUNK_DEFAULT = 4096
 _FLAG = 128  # the float64-fallback flag's bit in the fetched uint8 (indices are < 128)
