@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paligemma_segcodec import load_codec
+from paligemma_segcodec import load_codec, paste_device
 from paligemma_segcodec.boxes import loc_to_pixels
 from paligemma_segcodec.codec import Codec
 from paligemma_segcodec.paste_device import (
@@ -312,13 +312,31 @@ def test_warm_up_max_side() -> None:
     assert codec.compile_count == before
 
 
-@given(st.integers(0, 5000), st.sampled_from([1, 2, 16, 64, 256, 1024]))
-def test_batch_pieces(n: int, cap: int) -> None:
-    pieces = batch_pieces(n, cap)
+@given(st.integers(0, 5000), st.sampled_from([1, 2, 16, 64, 256, 1024]), st.sampled_from([1, 4, 64]))
+def test_batch_pieces(n: int, cap: int, smallest: int) -> None:
+    pieces = batch_pieces(n, cap, smallest)
     assert sum(count for count, _ in pieces) == n
+    buckets = [min(smallest, cap)]
+    while buckets[-1] < cap:
+        buckets.append(min(buckets[-1] * 2, cap))
     for count, padded in pieces:
-        assert 0 < count <= padded <= cap and padded & (padded - 1) == 0  # a power of two: a batch bucket
-        assert padded - count <= max(padded // 8, 31)
+        assert 0 < count <= padded <= cap and padded in buckets
+        assert padded - count <= max(padded // 8, 31, smallest - 1)
+
+
+def test_min_batch_on_an_accelerator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a minimum batch (64 on accelerators), every call pads to a bucket that `warm_up` compiled."""
+    monkeypatch.setattr(paste_device, "_MIN_BATCH", {})
+    monkeypatch.setattr(paste_device, "_MIN_BATCH_DEFAULT", 4)
+    codec = load_codec(CKPT, max_batch=8)
+    assert batch_buckets(codec, 16) == [4, 8]
+    assert warm_up(codec, max_side=16) == 2
+    before = codec.compile_count
+    idx = np.random.default_rng(9).integers(0, 128, (11, 16)).astype(np.int32)
+    masks64, got = paste_in_boxes_async(codec, idx, [(0, 0, 1023, 1023)] * 11, 12, 16)()
+    assert codec.compile_count == before
+    _assert_decoded(codec, idx, masks64)
+    assert _compare(masks64, _host(masks64, [(0, 0, 1023, 1023)] * 11, 12, 16, "big_vision"), got)[1] <= PARITY_EPSILON
 
 
 def test_host_unpack_us_runs() -> None:

@@ -48,6 +48,7 @@ __all__ = [
     "batch_pieces",
     "device_resize_weights",
     "host_unpack_us",
+    "min_batch",
     "paste_in_boxes_async",
     "pixel_boxes",
     "warm_up",
@@ -222,11 +223,21 @@ def batch_cap(codec: Codec, size: int) -> int:
     return max(1, min(codec.max_batch, cap))
 
 
+def min_batch() -> int:
+    """Smallest batch of a device call: 1 on a CPU (a lone object costs one decoder run), 64 on an
+    accelerator (where 64 cost about what 1 does), so that fewer programs are compiled there."""
+    return _MIN_BATCH.get(jax.default_backend(), _MIN_BATCH_DEFAULT)
+
+
+_MIN_BATCH = {"cpu": 1}
+_MIN_BATCH_DEFAULT = 64
+
+
 def batch_buckets(codec: Codec, size: int) -> list[int]:
-    """The batch sizes the ``size`` box bucket compiles for: powers of two up to `batch_cap`
-    (and the cap itself)."""
+    """The batch sizes the ``size`` box bucket compiles for: powers of two from `min_batch` up to
+    `batch_cap` (and the cap itself)."""
     cap = batch_cap(codec, size)
-    out = [1]
+    out = [min(min_batch(), cap)]
     while out[-1] * 2 < cap:
         out.append(out[-1] * 2)
     if out[-1] != cap:
@@ -234,8 +245,8 @@ def batch_buckets(codec: Codec, size: int) -> list[int]:
     return out
 
 
-def _batch_bucket(n: int, cap: int) -> int:
-    b = 1
+def _batch_bucket(n: int, cap: int, smallest: int) -> int:
+    b = smallest
     while b < n:
         b *= 2
     return min(b, cap)
@@ -245,19 +256,22 @@ _PAD_ALWAYS = 64  # a remainder this small is padded to its power of two, not sp
 _PAD_FRACTION = 4  # padding up to 1/4 of the lower power of two is cheaper than another call
 
 
-def batch_pieces(n: int, cap: int) -> list[tuple[int, int]]:
+def batch_pieces(n: int, cap: int, smallest: int = 1) -> list[tuple[int, int]]:
     """How ``n`` objects of one box bucket are split into device calls: ``(objects, padded batch)``
-    pairs, the batch always one of `batch_buckets`. Full ``cap`` chunks first; then the remainder
-    ``m`` is padded to the next power of two when that adds at most a quarter of the lower power of
-    two ``p`` (or ``m <= 64``), else split into ``p`` and the rest. So padding is at most an eighth of
-    a call's batch (or 31 rows, for a remainder of at most 64), in at most ``log2(cap)`` calls for
-    the remainder.
+    pairs, the batch always one of `batch_buckets` (``smallest``: `min_batch`, a power of two
+    <= 64). Full ``cap`` chunks first; then the remainder ``m`` is padded to the next power of two
+    (at least ``smallest``) when that adds at most a quarter of the lower power of two ``p`` (or
+    ``m <= 64``), else split into ``p`` and the rest. So padding is at most an eighth of a call's
+    batch (or, for a remainder of at most 64, up to 31 rows, or ``smallest - m``), in at most
+    ``log2(cap)`` calls for the remainder.
 
     Examples:
         >>> batch_pieces(425, 256)
         [(256, 256), (128, 128), (41, 64)]
         >>> batch_pieces(228, 256)
         [(228, 256)]
+        >>> batch_pieces(3, 8192, 64)
+        [(3, 64)]
     """
     out = []
     while n >= cap:
@@ -265,7 +279,7 @@ def batch_pieces(n: int, cap: int) -> list[tuple[int, int]]:
         n -= cap
     while n > 0:
         p = 1 << (n.bit_length() - 1)
-        padded = _batch_bucket(n, cap)
+        padded = _batch_bucket(n, cap, smallest)
         if n <= _PAD_ALWAYS or padded - n <= p // _PAD_FRACTION:
             out.append((n, padded))
             break
@@ -361,6 +375,7 @@ def paste_in_boxes_async(
     sizes = np.where(on_device[:, None], np.stack([bh, bw], axis=1), 0).astype(np.int32)
 
     pending: list[tuple[npt.NDArray[np.intp], jax.Array, jax.Array]] = []
+    smallest = min_batch()
     for b, size in enumerate(BOX_BUCKETS):
         members = np.flatnonzero(bucket == b)
         if members.size == 0:
@@ -368,7 +383,7 @@ def paste_in_boxes_async(
         cap = batch_cap(codec, size)
         program = _program(codec, size)
         start = 0
-        for count, padded in batch_pieces(int(members.size), cap):
+        for count, padded in batch_pieces(int(members.size), cap, smallest):
             rows = members[start : start + count]
             start += count
             idx_chunk = np.zeros((padded, idx.shape[1]), np.int32)
