@@ -11,7 +11,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import jax
 import numpy as np
@@ -177,8 +177,7 @@ def _encode_masks(
     device_prep: bool | None = None,
 ) -> list[str]:
     _check_extent(min_loc_extent)
-    if device_prep is not None and not isinstance(device_prep, bool):
-        raise TypeError(f"device_prep must be True, False or None, got {device_prep!r}")
+    _check_device_flag("device_prep", device_prep)
     if getattr(masks, "ndim", None) == 2:
         raise ValueError("masks must be a sequence of 2-D masks; for one mask use encode_mask")
     if isinstance(masks, (str, bytes)) or not hasattr(masks, "__len__") or not hasattr(masks, "__getitem__"):
@@ -275,6 +274,11 @@ def _encode_on_device(
     return locs, indices
 
 
+def _check_device_flag(name: str, value: object) -> None:
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(f"{name} must be True, False or None, got {value!r}")
+
+
 def _host_threads() -> int:
     """Threads `encode_masks` prepares chunks on: ``$PALIGEMMA_SEGCODEC_HOST_THREADS`` when set, else 1
     on a CPU backend (the encoder already uses every core) and ``min(8, CPU count)`` on an accelerator
@@ -346,6 +350,7 @@ def decode_tokens(
     strict: bool = False,
     convention: Convention = "big_vision",
     codec: Codec | None = None,
+    device_paste: bool | None = None,
 ) -> list[Segment]:
     """A PaliGemma answer → one `Segment` per object, masks decoded in batched calls.
 
@@ -365,6 +370,11 @@ def decode_tokens(
       convention: loc → pixel rule for pasting: ``"big_vision"`` (``int(k / 1023 * side)``, the
         reference evaluator) or ``"colab"`` (``round(k / 1024 * side)``).
       codec: the codec to use; None = the shared default (only loaded if a ``<seg>`` object exists).
+      device_paste: where masks are pasted into their boxes (with ``height``/``width``): None (default)
+        = on the device when JAX's default backend is an accelerator, else on the host; True = on the
+        device (decoder, resize into the box and threshold in one call per size bucket; only packed
+        bits come back, see `paligemma_segcodec.paste_device`); False = on the host. The same masks,
+        except pixels whose decoder value is within ``2**-16`` of the object's largest of 0.
 
     Returns:
       The well-formed objects in order. In lenient mode malformed objects are skipped and reported
@@ -372,8 +382,11 @@ def decode_tokens(
       `paligemma_segcodec.tokens.parse_objects` for a structured report). The empty string gives ``[]``.
       Lenient mode never raises on a ``str``, and its time is linear in ``len(text)``.
     """
+    _check_device_flag("device_paste", device_paste)
     objects = _objects_to_decode(text, height, width, strict, stacklevel=3)
-    return list(_decode_objects(objects, height, width, convention, codec, _DECODE_CHUNK))
+    on_device = device_paste or (device_paste is None and jax.default_backend() != "cpu")
+    chunk = _DEVICE_DECODE_CHUNK if on_device else _DECODE_CHUNK  # all are returned at once anyway
+    return list(_decode_objects(objects, height, width, convention, codec, chunk, device_paste))
 
 
 def iter_decode_tokens(
@@ -385,6 +398,7 @@ def iter_decode_tokens(
     convention: Convention = "big_vision",
     codec: Codec | None = None,
     chunk: int = 256,
+    device_paste: bool | None = None,
 ) -> Iterator[Segment]:
     """`decode_tokens`, streamed: the same segments, decoded ``chunk`` masks at a time.
 
@@ -403,17 +417,20 @@ def iter_decode_tokens(
       convention: loc → pixel rule for pasting (as in `decode_tokens`).
       codec: the codec, or None for the shared default (as in `decode_tokens`).
       chunk: objects with ``<seg>`` tokens per decoder call (>= 1).
+      device_paste: where masks are pasted (as in `decode_tokens`).
 
     Returns:
       An iterator of `Segment`, in text order.
     """
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk must be an int >= 1, got {chunk!r}")
+    _check_device_flag("device_paste", device_paste)
     objects = _objects_to_decode(text, height, width, strict, stacklevel=3)
-    return _decode_objects(objects, height, width, convention, codec, chunk)
+    return _decode_objects(objects, height, width, convention, codec, chunk, device_paste)
 
 
 _DECODE_CHUNK = 256  # objects with <seg> tokens per decoder call in decode_tokens
+_DEVICE_DECODE_CHUNK = 4096  # the same on the device-paste path (fewer, fuller device calls)
 _WARN_SHOWN = 5  # skipped objects listed in a SkippedObjectWarning
 _WARN_LINE = 200  # characters per listed object
 
@@ -443,8 +460,10 @@ def _decode_objects(
     convention: Convention,
     codec: Codec | None,
     chunk: int,
+    device_paste: bool | None = None,
 ) -> Iterator[Segment]:
-    """Segments of parsed objects; masks decoded ``chunk`` objects with ``<seg>`` at a time, pasted lazily."""
+    """Segments of parsed objects; masks decoded ``chunk`` objects with ``<seg>`` at a time, pasted lazily
+    on the host, or with the decoding on the device (``device_paste``, see `decode_tokens`)."""
     start = 0
     while start < len(objects):
         stop, with_seg = start, list[tuple[int, ...]]()
@@ -454,17 +473,33 @@ def _decode_objects(
                 with_seg.append(seg)
             stop += 1
         masks64: npt.NDArray[np.float32] | None = None
+        pasted: list[Any] | None = None
         if with_seg:
             codec = codec or default_codec()
-            masks64 = codec.decode_indices(np.array(with_seg, dtype=np.int32))
+            idx = np.array(with_seg, dtype=np.int32)
+            on_device = device_paste or (device_paste is None and jax.default_backend() != "cpu")
+            if on_device and height is not None and width is not None:
+                from paligemma_segcodec import paste_device
+
+                seg_locs = [o.loc for o in objects[start:stop] if o.seg is not None]
+                masks64, pasted = paste_device.paste_in_boxes_async(
+                    codec, idx, seg_locs, int(height), int(width), convention=convention
+                )()
+            else:
+                masks64 = codec.decode_indices(idx)
         k = 0
         for o in objects[start:stop]:
             m64 = full = None
             if o.seg is not None and masks64 is not None:
                 m64 = masks64[k].copy()  # its own array: a kept segment does not pin the whole chunk
-                k += 1
                 if height is not None and width is not None:
-                    full = paste_mask(m64, o.loc, int(height), int(width), convention=convention)
+                    if pasted is not None:
+                        box = pasted[k]
+                        full = np.zeros((int(height), int(width)), dtype=bool)
+                        full[box.top : box.bottom, box.left : box.right] = box.mask
+                    else:
+                        full = paste_mask(m64, o.loc, int(height), int(width), convention=convention)
+                k += 1
             yield Segment(label=o.label, loc=o.loc, seg=o.seg, mask64=m64, mask=full)
         masks64 = None
         start = stop
