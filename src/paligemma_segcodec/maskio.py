@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import warnings
 from collections.abc import Iterator
 from struct import error as struct_error
@@ -27,6 +28,7 @@ __all__ = [
     "read_mask_values",
 ]
 
+_OPEN_LOCK = threading.Lock()
 _GREY_SPREAD = 8  # an RGB mask whose channels differ by at most this is grey (JPEG noise)
 
 
@@ -60,10 +62,13 @@ def open_image(source: str | os.PathLike[str] | IO[bytes]) -> Iterator[Image.Ima
     with contextlib.ExitStack() as stack:
         f = stack.enter_context(open_regular(source)) if isinstance(source, (str, os.PathLike)) else source
         try:
-            with warnings.catch_warnings():  # within Pillow's limit: fine, and not a 2-line warning
+            # Pillow warns at open (from the header) about an image within its limit: fine, and not a
+            # 2-line warning. catch_warnings swaps process-wide state, so the open is serialized
+            # across threads; the decoding (load, which releases the GIL) is not.
+            with _OPEN_LOCK, warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 im = stack.enter_context(Image.open(f))
-                im.load()
+            im.load()
         except UnidentifiedImageError:
             raise UnidentifiedImageError(f"cannot identify image file {name!r}") from None
         except OSError as err:  # Pillow's decoding errors name the file object, not the file
@@ -137,9 +142,12 @@ def mask_values(im: Image.Image, name: str = "mask") -> npt.NDArray[np.integer]:
             if grey.min() == grey.max() and alpha.min() != alpha.max():
                 return alpha
         if mode != "LA":
-            rgb = np.asarray(im.convert("RGB"), dtype=np.int16)
-            spread = np.abs(rgb - rgb[..., :1]).max(axis=-1)
-            if np.mean(spread > _GREY_SPREAD) > 0.001:
+            # per channel, in uint8 (|g - r| as max - min): ~5x faster than one int16 (H, W, 3) array
+            r, g, b = (np.asarray(c, dtype=np.uint8) for c in im.convert("RGB").split())
+            colour = ((np.maximum(g, r) - np.minimum(g, r)) > _GREY_SPREAD) | (
+                (np.maximum(b, r) - np.minimum(b, r)) > _GREY_SPREAD
+            )
+            if np.count_nonzero(colour) / colour.size > 0.001:
                 raise UnsupportedMaskError(
                     name,
                     f"colour mask (mode {mode} with different R, G, B values); "
