@@ -271,9 +271,7 @@ class Codec:
         fn = self._decode_jit if jit else self._decode_eager
         return self._dispatch(fn, idx.astype(np.int32), (MASK_SIZE, MASK_SIZE), np.float32)()
 
-    def jit_after_decoder(
-        self, after: Callable[..., tuple[jax.Array, ...]]
-    ) -> Callable[..., tuple[jax.Array, ...]]:
+    def jit_after_decoder(self, after: Callable[..., tuple[jax.Array, ...]]) -> Callable[..., tuple[jax.Array, ...]]:
         """The decoder and ``after`` in one jit-compiled device call, with this codec's parameters.
 
         Returns ``call(indices, *args)``: ``indices`` int32 ``[B, 16]``, already checked (in

@@ -261,4 +261,3 @@ def _column_plan(
     cuts, coef = _linear_plan(in_size, out_size)
     points = np.unique(cuts)
     return points, np.searchsorted(points, cuts).astype(np.int64), coef
-
