@@ -358,8 +358,9 @@ def paste_in_boxes_async(
       value is within ``PARITY_EPSILON * max|row|`` of 0 (see `PARITY_EPSILON`).
 
     Raises:
-      ValueError / TypeError: bad ``indices``, ``locs`` (not ``[N, 4]`` ints in 0..1023, or a
-      different ``N``), size or convention, at the call.
+      ValueError: bad ``indices`` values, ``locs`` (not ``[N, 4]`` ints in 0..1023, or a
+        different ``N``), size or convention, at the call.
+      TypeError: ``indices`` or ``locs`` that are not integers.
     """
     idx = _check_indices(codec, indices)
     h_img, w_img = check_size(height, width)
