@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from paligemma_segcodec.bench import synthetic_masks
+from paligemma_segcodec.bench_masks import synthetic_masks
 
 __all__ = ["bench_stream"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from paligemma_segcodec.cli import (
+from paligemma_segcodec.cli_base import (
     RegularFile,
     checkpoint_option,
     clean,

@@ -520,14 +520,14 @@ def coco_examples(
     image are not listed again (its line says why none of them is used).
 
     Each image is read, its annotations decoded and its objects prepared for the encoder
-    (`convert.prepare_example`) on ``workers`` threads (default 1: no threads; None: the CPU count),
+    (`example.prepare_example`) on ``workers`` threads (default 1: no threads; None: the CPU count),
     in order: the items are the same whatever the number. Close the iterator when not reading it to the end.
 
     Raises:
       ValueError: see `read_coco`; or a category name that cannot be a label (`check_label`).
       OSError: the annotation file cannot be opened.
     """
-    from paligemma_segcodec.datasets.convert import Example, prepare_example
+    from paligemma_segcodec.datasets.example import Example, prepare_example
 
     if crowd not in ("skip", "include"):
         raise ValueError(f"crowd must be 'skip' or 'include', got {crowd!r}")

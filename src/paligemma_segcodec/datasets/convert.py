@@ -30,7 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from contextlib import closing
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -39,9 +39,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from paligemma_segcodec.boxes import crop_pixels
+from paligemma_segcodec.datasets.example import Example, prepare_example
 from paligemma_segcodec.datasets.files import (
     Instances,
-    MaskObject,
     Problem,
     extract_objects,
     is_thin,
@@ -80,29 +80,6 @@ __all__ = [
     "prepare_example",
     "write_examples",
 ]
-
-
-@dataclass(frozen=True)
-class Example:
-    """One image's objects, ready to encode."""
-
-    image: str  # name written in the "image" field
-    image_path: Path | None  # the source file (None for in-memory images, e.g. from a datasets.Dataset)
-    labels: tuple[str, ...]  # labels named in the prefix
-    objects: tuple[MaskObject, ...]
-    pil: Any = None  # an in-memory PIL image, written to OUT_DIR/images/ (when image_path is None)
-    warnings: tuple[Problem, ...] = ()  # written to OUT.errors.jsonl; the line is still written
-    # the objects' encoder inputs (`prepare_example`, done on a reading thread), or None: prepared
-    # when encoded
-    prepared: tuple[PreparedMask, ...] | None = field(default=None, repr=False, compare=False)
-
-
-def prepare_example(ex: Example) -> Example:
-    """``ex`` with each object's encoder input (`paligemma_segcodec.prep.prepare_crop`) computed, so
-    that a reading thread does the crop and resize and the encoding thread only encodes."""
-    if ex.prepared is not None:
-        return ex
-    return replace(ex, prepared=tuple(prepare_crop(o.crop, o.box) for o in ex.objects))
 
 
 def _prepared(ex: Example) -> Sequence[PreparedMask]:
