@@ -193,7 +193,7 @@ def test_supervision_detections_and_annotation(water_masks: list[np.ndarray]) ->
     assert len(det) == 2 and det.mask.shape == (2, h, w)
     assert list(det.data["class_name"]) == ["water", "boat"] and list(det.class_id) == [0, 1]
     np.testing.assert_array_equal(det.mask[0], segs[0].mask)
-    assert tuple(det.xyxy[1]) == segs[1].xyxy(w, h)
+    assert tuple(det.xyxy[1]) == segs[1].xyxy(height=h, width=w)
     image = Image.fromarray(np.full((h, w, 3), 40, np.uint8))
     drawn = np.asarray(annotate(image, segs))
     assert drawn.shape == (h, w, 3) and np.any(drawn[segs[0].mask] != 40)

@@ -103,7 +103,7 @@ def test_decode_tokens_round_trip_and_paste(codec) -> None:  # type: ignore[no-u
     y1, x1, y2, x2 = (int(v / 1023 * s) for v, s in zip(a.loc, (120, 200, 120, 200), strict=True))
     assert not a.mask[:y1].any() and not a.mask[y2:].any() and not a.mask[:, :x1].any() and not a.mask[:, x2:].any()
     assert segs[2].seg is None and segs[2].mask is None and segs[2].mask64 is None
-    assert a.xyxy(200, 120) == (x1, y1, x2, y2)
+    assert a.xyxy(height=120, width=200) == (x1, y1, x2, y2)
 
 
 def test_detection_only_needs_no_codec(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -221,3 +221,14 @@ def test_paste_conventions_and_tiny_boxes() -> None:
     colab = paste_mask(m64, (0, 0, 1023, 1023), 10, 2000, convention="colab")
     assert colab[:, :1998].all() and not colab[:, 1998:].any()  # round(1023 / 1024 * 2000) = 1998
     assert not paste_mask(m64, (0, 0, 1, 1), 10, 20).any()  # rounds to no pixel
+
+
+def test_xyxy_is_keyword_only_with_a_deprecated_positional_form() -> None:
+    s = Segment(label="", loc=(0, 0, 1023, 1023))
+    assert s.xyxy(height=480, width=640) == (0, 0, 640, 480)
+    with pytest.warns(DeprecationWarning, match=r"xyxy\(height=..., width=...\)"):
+        assert s.xyxy(640, 480) == (0, 0, 640, 480)  # the old (width, height) order
+    with pytest.raises(TypeError, match="height= and width="):
+        s.xyxy(height=480)
+    with pytest.raises(TypeError):
+        s.xyxy(640, 480, height=480)

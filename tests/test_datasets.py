@@ -218,10 +218,10 @@ def test_convert_coco_polygons_rle_crowd(tmp_path: Path, segcodec: Callable[...,
     a = decode_tokens(lines["a.png"]["suffix"], strict=True, codec=codec)
     assert [s.label for s in a] == ["lake"] and lines["a.png"]["prefix"] == "segment lake"  # crowd skipped
     # int(k / 1023 * side) truncates: within one pixel of the annotation (10, 10, 40, 30)
-    assert np.abs(np.subtract(a[0].xyxy(80, 60), (10, 10, 40, 30))).max() <= 1
+    assert np.abs(np.subtract(a[0].xyxy(height=60, width=80), (10, 10, 40, 30))).max() <= 1
     b = decode_tokens(lines["b.png"]["suffix"], strict=True, codec=codec)
     assert [s.label for s in b] == ["boat"]
-    assert np.abs(np.subtract(b[0].xyxy(50, 40), (10, 5, 30, 20))).max() <= 1
+    assert np.abs(np.subtract(b[0].xyxy(height=40, width=50), (10, 5, 30, 20))).max() <= 1
     errors = _lines(tmp_path / "coco.errors.jsonl")
     assert any("crowd" in e["reason"] and e["severity"] == "warning" for e in errors)
     assert any("missing.png" in e["file"] and e["severity"] == "error" for e in errors)

@@ -127,7 +127,7 @@ def decode(
             if s.mask64 is not None and height is not None and width is not None:
                 _, crop = paste_mask_in_box(s.mask64, s.loc, height, width, convention=conv)
                 record["mask_area_px"] = int(crop.sum())
-                record["xyxy_px"] = list(s.xyxy(width, height, convention=conv))
+                record["xyxy_px"] = list(s.xyxy(height=height, width=width, convention=conv))
             click.echo(json.dumps(record))
         if pil is not None and out is not None:
             picture = draw_segments(pil, segments, convention=conv)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -165,13 +166,34 @@ class Segment:
         """Normalized ``(y1, x1, y2, x2)``: ``loc / 1023``."""
         return loc_to_box(self.loc)
 
-    def xyxy(self, width: int, height: int, *, convention: Convention = "big_vision") -> tuple[int, int, int, int]:
+    def xyxy(
+        self,
+        *args: int,
+        height: int | None = None,
+        width: int | None = None,
+        convention: Convention = "big_vision",
+    ) -> tuple[int, int, int, int]:
         """The box in pixels as ``(x1, y1, x2, y2)`` (x2, y2 exclusive), see `loc_to_pixels`.
 
+        ``height`` and ``width`` are keyword-only, as everywhere in the library (height first). The
+        old positional form ``xyxy(width, height)`` still works for one release, with a
+        DeprecationWarning.
+
         Examples:
-            >>> Segment(label="", loc=(0, 0, 1023, 1023)).xyxy(640, 480)
+            >>> Segment(label="", loc=(0, 0, 1023, 1023)).xyxy(height=480, width=640)
             (0, 0, 640, 480)
         """
+        if args:
+            if len(args) != 2 or height is not None or width is not None:
+                raise TypeError("xyxy takes the keyword arguments height= and width=")
+            warnings.warn(
+                "Segment.xyxy(width, height) is deprecated: use xyxy(height=..., width=...)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            width, height = args
+        if height is None or width is None:
+            raise TypeError("xyxy needs height= and width= (the image size in pixels)")
         y1, x1, y2, x2 = loc_to_pixels(self.loc, height, width, convention=convention)
         return (x1, y1, x2, y2)
 

@@ -49,7 +49,8 @@ def to_detections(
         elif s.mask64 is not None:  # decoded without a size: pasted here, inside its box
             (t, left, b, r), crop = paste_mask_in_box(s.mask64, s.loc, height, width, convention=convention)
             masks[i, t:b, left:r] = crop
-    xyxy = np.array([s.xyxy(width, height, convention=convention) for s in segments], dtype=np.float32).reshape(n, 4)
+    boxes = [s.xyxy(height=height, width=width, convention=convention) for s in segments]
+    xyxy = np.array(boxes, dtype=np.float32).reshape(n, 4)
     return sv.Detections(
         xyxy=xyxy,
         mask=masks,

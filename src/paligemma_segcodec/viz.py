@@ -83,7 +83,7 @@ def draw_segments(
     draw = ImageDraw.Draw(out)
     for i, seg in enumerate(segments):
         color = PALETTE[i % len(PALETTE)]
-        x1, y1, x2, y2 = seg.xyxy(w, h, convention=convention)
+        x1, y1, x2, y2 = seg.xyxy(height=h, width=w, convention=convention)
         draw.rectangle([x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)], outline=color, width=max(1, min(h, w) // 200))
         if seg.label:
             tx, ty = x1 + 2, (y1 - 12 if y1 >= 12 else y1 + 2)

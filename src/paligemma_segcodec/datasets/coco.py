@@ -786,7 +786,7 @@ def segments_to_coco(
         for s in segs:
             if s.label not in cat_id:
                 raise ValueError(f"label {s.label!r} of image {info['file_name']} is not in categories")
-            x1, y1, x2, y2 = s.xyxy(w, h, convention=convention)
+            x1, y1, x2, y2 = s.xyxy(height=h, width=w, convention=convention)
             ann: dict[str, Any] = {
                 "id": len(annotations) + 1,
                 "image_id": image_id,

@@ -162,7 +162,7 @@ def score_image(image: str, text: str | None, gt: npt.NDArray[np.bool_], *, code
         if s.mask64 is not None:
             (top, left, bottom, right), crop = paste_mask_in_box(s.mask64, s.loc, h, w)
             pred[top:bottom, left:right] |= crop
-        x1, y1, x2, y2 = s.xyxy(w, h)
+        x1, y1, x2, y2 = s.xyxy(height=h, width=w)
         if x2 > x1 and y2 > y1:
             b = (y1, x1, y2, x2)
             pred_box = (
