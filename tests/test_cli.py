@@ -47,7 +47,7 @@ def test_decode_writes_overlay(tmp_path: Path) -> None:
     text = encode_mask(mask, label="water", codec=codec) + " ; <loc0000><loc0000><loc0500><loc0500> boat"
     out = tmp_path / "o.png"
     result = CliRunner().invoke(
-        main, ["decode", text, "--image", str(WATER_IMAGE), "--out", str(out), "--checkpoint", str(CKPT)]
+        main, ["decode", text, "--image", str(WATER_IMAGE), "--output", str(out), "--checkpoint", str(CKPT)]
     )
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.splitlines()]
@@ -88,13 +88,47 @@ def test_bad_mask_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_show_out_pointing_at_the_predictions_file_is_refused(tmp_path: Path) -> None:
-    """``show --predictions P --out P``: refused before any work (exit 2), P unchanged."""
+    """``show --predictions P --output P``: refused before any work (exit 2), P unchanged."""
     images = tmp_path / "images"
     images.mkdir()
     preds = tmp_path / "p.jsonl"
     preds.write_text('{"image": "a.png", "prediction": ""}\n')
     before = preds.read_bytes()
-    args = ["show", "--predictions", str(preds), "--images", str(images), "--out", str(preds)]
+    args = ["show", "--predictions", str(preds), "--images", str(images), "--output", str(preds)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2, result.output
     assert "input" in result.output and preds.read_bytes() == before
+
+
+def test_output_is_one_name_and_out_a_deprecated_alias(tmp_path: Path) -> None:
+    """``--output``/``-o`` everywhere; ``--out`` still works for one release, with a deprecation line,
+    and is hidden from the help."""
+    cli_main = main
+    answer = "<loc0100><loc0100><loc0900><loc0900> lake"
+    runner = CliRunner()
+    for cmd in ("decode", "audit", "show", "export", "convert"):
+        text = runner.invoke(cli_main, [cmd, "--help"]).output
+        assert "-o, --output" in text and "--out " not in text, cmd
+    ref = runner.invoke(cli_main, ["export", "--help"])
+    assert ref.exit_code == 0
+    preds = tmp_path / "p.jsonl"
+    preds.write_text(json.dumps({"image": "a.png", "suffix": answer}) + "\n")
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(images / "a.png")
+    outs = []
+    for flag in ("--output", "-o", "--out"):
+        out = tmp_path / f"coco{len(outs)}.json"
+        result = runner.invoke(
+            cli_main, ["export", "--predictions", str(preds), "--images", str(images), flag, str(out)]
+        )
+        assert result.exit_code == 0, result.output
+        assert ("--out is deprecated" in result.stderr) == (flag == "--out")
+        outs.append(json.loads(out.read_text()))
+    assert outs[0] == outs[1] == outs[2]
+    both = runner.invoke(
+        cli_main, ["export", "--predictions", str(preds), "--images", str(images), "--out", "x", "--output", "y"]
+    )
+    assert both.exit_code == 2 and "give --output (or -o) once" in both.stderr
+    missing = runner.invoke(cli_main, ["export", "--predictions", str(preds), "--images", str(images)])
+    assert missing.exit_code == 2 and "--output" in missing.stderr

@@ -488,7 +488,7 @@ def _refused_copy_into_masks(d: Path) -> list[object]:
 
 def _show_into_images(d: Path) -> list[object]:
     _png_copy(_img(d), d / "images" / f"{B}.png")
-    return ["show", "--predictions", _preds(d), "--images", d / "images", "--out", d / "images"]
+    return ["show", "--predictions", _preds(d), "--images", d / "images", "--output", d / "images"]
 
 
 def _predictions_and(d: Path, command: str, *extra: object) -> list[object]:
@@ -498,26 +498,34 @@ def _predictions_and(d: Path, command: str, *extra: object) -> list[object]:
 
 REFUSED: dict[str, Callable[[Path], list[object]]] = {
     # decode --out pointed at its own --image
-    "decode-out-is-image": lambda d: ["decode", LOC, "--image", _img(d), "--out", _img(d)],
+    "decode-out-is-image": lambda d: ["decode", LOC, "--image", _img(d), "--output", _img(d)],
     # decode --out a symlink to the --image
     "decode-out-symlink-to-image": lambda d: [
         "decode",
         LOC,
         "--image",
         _img(d),
-        "--out",
+        "--output",
         _symlink(_img(d), d / "o.png"),
     ],
     # show --text: the overlay (--out folder / NAME.png) would be the --image itself
-    "show-text-out-is-image": lambda d: ["show", "--text", LOC, "--image", _png_copy(_img(d), d / "p.png"), "--out", d],
+    "show-text-out-is-image": lambda d: [
+        "show",
+        "--text",
+        LOC,
+        "--image",
+        _png_copy(_img(d), d / "p.png"),
+        "--output",
+        d,
+    ],
     # show --out = --images, which holds B.png: the overlay of B.jpg would replace it
     "show-out-is-images-folder": _show_into_images,
     # export --out = the predictions file
-    "export-out-is-predictions": lambda d: _predictions_and(d, "export", "--out", d / "preds.jsonl"),
+    "export-out-is-predictions": lambda d: _predictions_and(d, "export", "--output", d / "preds.jsonl"),
     # export --out a hard link (os.link) of the predictions file
     "export-out-hardlink-of-predictions": lambda d: [
         *_predictions_and(d, "export"),
-        *["--out", _hardlink(d / "preds.jsonl", d / "coco.json")],
+        *["--output", _hardlink(d / "preds.jsonl", d / "coco.json")],
     ],
     # eval --json = the predictions file
     "eval-json-is-predictions": lambda d: _predictions_and(d, "eval", "--json", d / "preds.jsonl"),
@@ -572,7 +580,7 @@ def _untrusted(d: Path, command: str) -> Case:
     (d / "images" / "escape.jpg").symlink_to(Path("..", "elsewhere", "x.jpg"))
     preds = write_predictions(d / "preds.jsonl", [f"{A}.jpg", *UNSAFE_NAMES.values(), f"{B}.jpg"])
     out = d / ("overlays" if command == "show" else "coco.json")
-    return Case(d, [[command, "--predictions", preds, "--images", d / "images", "--out", out, "--no-progress"]])
+    return Case(d, [[command, "--predictions", preds, "--images", d / "images", "--output", out, "--no-progress"]])
 
 
 fast("untrusted-show")(lambda d: _untrusted(d, "show"))
@@ -631,7 +639,7 @@ def _hostile_images(d: Path, command: str) -> Case:
         make(d / "images" / names[-1])
     preds = write_predictions(d / "preds.jsonl", [*names, f"{B}.jpg"])
     out = d / ("overlays" if command == "show" else "coco.json")
-    return Case(d, [[command, "--predictions", preds, "--images", d / "images", "--out", out, "--no-progress"]])
+    return Case(d, [[command, "--predictions", preds, "--images", d / "images", "--output", out, "--no-progress"]])
 
 
 fast("hostile-show")(lambda d: _hostile_images(d, "show"))
@@ -646,7 +654,7 @@ fast("debug-after-command")(lambda d: Case(d, [["encode", _hostile_file(d, "empt
 ENOSPC: dict[str, Callable[[Path], tuple[list[object], Path]]] = {
     # export --out: the COCO JSON
     "export": lambda d: (
-        ["export", "--predictions", _preds(d), "--images", d / "images", "--out", d / "c.json"],
+        ["export", "--predictions", _preds(d), "--images", d / "images", "--output", d / "c.json"],
         d / "c.json",
     ),
     # eval --csv: the per-image scores
@@ -660,10 +668,10 @@ ENOSPC: dict[str, Callable[[Path], tuple[list[object], Path]]] = {
         d / "l.json",
     ),
     # decode --out: the overlay PNG
-    "decode-out": lambda d: (["decode", LOC, "--image", _img(d), "--out", d / "o.png"], d / "o.png"),
+    "decode-out": lambda d: (["decode", LOC, "--image", _img(d), "--output", d / "o.png"], d / "o.png"),
     # show --out: an overlay PNG, a previous A.png there
     "show-out": lambda d: (
-        ["show", "--predictions", _preds(d), "--images", d / "images", "--out", d / "ov", "--no-progress"],
+        ["show", "--predictions", _preds(d), "--images", d / "images", "--output", d / "ov", "--no-progress"],
         d / "ov" / f"{A}.png",
     ),
 }
@@ -735,7 +743,7 @@ def _heavy_faulty(d: Path) -> Case:
         [
             _convert(d),
             ["lint", "--images", d / "images", "--masks", d / "masks", "--json", d / "lint.json", "--no-progress"],
-            ["audit", "--images", d / "images", "--masks", d / "masks", "--out", d / "audit", "--checkpoint", CKPT],
+            ["audit", "--images", d / "images", "--masks", d / "masks", "--output", d / "audit", "--checkpoint", CKPT],
         ],
         watch=[d / "images", d / "masks"],
     )

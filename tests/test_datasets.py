@@ -343,7 +343,7 @@ def test_audit_writes_reports(tmp_path: Path, segcodec: Callable[..., Result]) -
         WATER / "images",
         "--masks",
         WATER / "masks",
-        "--out",
+        "--output",
         tmp_path,
         "--label",
         "water",
@@ -371,7 +371,7 @@ def test_show_eval_export_round_trip(tmp_path: Path, segcodec: Callable[..., Res
     lines[0]["suffix"] = "<loc0001><loc0002> broken"
     preds.write_text("".join(json.dumps({"image": r["image"], "prediction": r["suffix"]}) + "\n" for r in lines))
     # show
-    result = segcodec("show", "--predictions", preds, "--images", WATER / "images", "--out", tmp_path / "show")
+    result = segcodec("show", "--predictions", preds, "--images", WATER / "images", "--output", tmp_path / "show")
     assert result.exit_code == 0, result.output
     name = lines[1]["image"]
     shown = np.asarray(Image.open(tmp_path / "show" / (Path(name).stem + ".png")).convert("RGB")).astype(int)
@@ -386,7 +386,7 @@ def test_show_eval_export_round_trip(tmp_path: Path, segcodec: Callable[..., Res
     assert len(csv_out.read_text().splitlines()) == 11
     # export to COCO and load back with pycocotools
     coco_out = tmp_path / "pred_coco.json"
-    result = segcodec("export", "--predictions", preds, "--images", WATER / "images", "--out", coco_out)
+    result = segcodec("export", "--predictions", preds, "--images", WATER / "images", "--output", coco_out)
     assert result.exit_code == 0, result.output
     coco = COCO(str(coco_out))
     segs = decode_tokens(lines[1]["suffix"], height=original.shape[0], width=original.shape[1], codec=codec)
@@ -412,7 +412,7 @@ def test_predictions_file_faults_are_clean_errors(
 ) -> None:
     preds = tmp_path / "preds.jsonl"
     preds.write_text(json.dumps({"image": "first.jpg", "prediction": ""}) + "\n" + line + "\n")
-    for command in (["eval", "--masks", WATER / "masks"], ["show", "--images", WATER / "images", "--out", tmp_path]):
+    for command in (["eval", "--masks", WATER / "masks"], ["show", "--images", WATER / "images", "--output", tmp_path]):
         result = segcodec(command[0], "--predictions", preds, *command[1:])
         assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
 
@@ -425,13 +425,13 @@ def test_show_and_export_skip_unreadable_images_and_go_on(tmp_path: Path, segcod
     preds = tmp_path / "preds.jsonl"
     preds.write_text("".join(json.dumps({"image": r["image"], "prediction": r["suffix"]}) + "\n" for r in lines))
     skipped = f"{WATER / 'images' / 'missing.jpg'}: unreadable image: file not found"
-    shown = segcodec("show", "--predictions", preds, "--images", WATER / "images", "--out", tmp_path / "show")
+    shown = segcodec("show", "--predictions", preds, "--images", WATER / "images", "--output", tmp_path / "show")
     assert shown.exit_code == 1 and "skipped 1 image(s)" in shown.output and skipped in shown.output
     assert sorted(p.name for p in (tmp_path / "show").iterdir()) == sorted(
         Path(r["image"]).stem + ".png" for r in (lines[0], lines[2])
     )
     coco_out = tmp_path / "coco.json"
-    exported = segcodec("export", "--predictions", preds, "--images", WATER / "images", "--out", coco_out)
+    exported = segcodec("export", "--predictions", preds, "--images", WATER / "images", "--output", coco_out)
     assert exported.exit_code == 1 and skipped in exported.output
     written = [i["file_name"] for i in json.loads(coco_out.read_text())["images"]]
     assert written == [lines[0]["image"], lines[2]["image"]]

@@ -301,7 +301,7 @@ def _(d: Path) -> Result:
     source = _in_subfolder(d)
     before = digest(source)
     preds = predictions(d / "p.jsonl", ["sub/x.png"])
-    r = cli("show", "--predictions", preds, "--images", d / "images", "--out", d / "images", "--no-progress")
+    r = cli("show", "--predictions", preds, "--images", d / "images", "--output", d / "images", "--no-progress")
     return {"r": r, "before": before, "after": digest(source)}
 
 
@@ -310,7 +310,7 @@ def _(d: Path) -> Result:
     source = _in_subfolder(d)
     before = digest(source)
     preds = predictions(d / "p.jsonl", ["sub/x.png"])
-    r = cli("export", "--predictions", preds, "--images", d / "images", "--out", source, "--no-progress")
+    r = cli("export", "--predictions", preds, "--images", d / "images", "--output", source, "--no-progress")
     return {"r": r, "before": before, "after": digest(source)}
 
 
@@ -386,14 +386,14 @@ def _(d: Path) -> Result:
     bad = "tr\nunc.jpg"
     (d / "images" / bad).write_bytes(img(d).read_bytes()[:300])
     preds = predictions(d / "p.jsonl", [bad, A + ".jpg"])
-    return {"r": cli("show", "--predictions", preds, "--images", d / "images", "--out", d / "o", "--no-progress")}
+    return {"r": cli("show", "--predictions", preds, "--images", d / "images", "--output", d / "o", "--no-progress")}
 
 
 @case("export-deeply-nested-predictions")
 def _(d: Path) -> Result:
     copy_water(d)
     (d / "p.jsonl").write_text("[" * 100_000 + "]" * 100_000 + "\n")
-    return {"r": cli("export", "--predictions", d / "p.jsonl", "--images", d / "images", "--out", d / "o.json")}
+    return {"r": cli("export", "--predictions", d / "p.jsonl", "--images", d / "images", "--output", d / "o.json")}
 
 
 @case("eval-predictions-not-utf8")
@@ -448,7 +448,7 @@ def _signal_case(d: Path, args: list[object], hook: str, sig: int, watch: list[P
 def _(d: Path) -> Result:
     copy_water(d)
     preds = predictions(d / "p.jsonl", [A + ".jpg", B + ".jpg"])
-    args = ["show", "--predictions", preds, "--images", d / "images", "--out", d / "o", "--no-progress"]
+    args = ["show", "--predictions", preds, "--images", d / "images", "--output", d / "o", "--no-progress"]
     res = _signal_case(
         d, args, "PIL.Image:Image.save:2", signal.SIGTERM, [d / "o" / (A + ".png"), d / "o" / (B + ".png")]
     )
@@ -471,7 +471,7 @@ def _(d: Path) -> Result:
     copy_water(d)
     (d / "o.json").write_bytes(PREVIOUS)
     preds = predictions(d / "p.jsonl", [A + ".jpg", B + ".jpg"])
-    args = ["export", "--predictions", preds, "--images", d / "images", "--out", d / "o.json", "--no-progress"]
+    args = ["export", "--predictions", preds, "--images", d / "images", "--output", d / "o.json", "--no-progress"]
     hook = "paligemma_segcodec.datasets.coco:segments_to_coco:1"
     return _signal_case(d, args, hook, signal.SIGTERM, [d / "o.json"])
 
@@ -482,7 +482,7 @@ def _(d: Path) -> Result:
     (d / "o").mkdir()
     for name in ("audit.csv", "summary.json"):
         (d / "o" / name).write_bytes(PREVIOUS)
-    args = ["audit", "--images", d / "images", "--masks", d / "masks", "--out", d / "o", "--checkpoint", CKPT]
+    args = ["audit", "--images", d / "images", "--masks", d / "masks", "--output", d / "o", "--checkpoint", CKPT]
     hook = "paligemma_segcodec.datasets.audit:read_mask_values:2"
     watch = [d / "o" / n for n in ("audit.csv", "summary.json", "histogram.png", "worst.png")]
     return _signal_case(d, [*args, "--no-progress"], hook, signal.SIGTERM, watch)
@@ -587,7 +587,7 @@ def _(d: Path) -> Result:
 def _(d: Path) -> Result:
     copy_water(d)
     os.mkfifo(d / "f.png")
-    return {"r": cli("show", "--text", LOC, "--image", d / "f.png", "--out", d / "o.png")}
+    return {"r": cli("show", "--text", LOC, "--image", d / "f.png", "--output", d / "o.png")}
 
 
 @case("fifo-as-train-list")

@@ -25,6 +25,7 @@ from paligemma_segcodec.cli_base import (
     guard_outputs,
     label_option,
     main,
+    output_option,
     record_convention,
     user_errors,
 )
@@ -62,7 +63,7 @@ def encode(
 @main.command()
 @click.argument("text")
 @click.option("--image", type=RegularFile(), help="Image the answer is about.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the overlay PNG here.")
+@output_option(type=click.Path(dir_okay=False, path_type=Path), help="Write the overlay PNG here.")
 @click.option("--strict", is_flag=True, help="Fail on a malformed object instead of skipping it.")
 @click.option(
     "--format",
@@ -83,7 +84,7 @@ def decode(
     convention: str,
     checkpoint: Path | None,
 ) -> None:
-    """Decode a PaliGemma answer; print its objects as JSON, and draw them over --image into --out.
+    """Decode a PaliGemma answer; print its objects as JSON, and draw them over --image into --output.
 
     TEXT is the answer, e.g. "<loc0174><loc0015><loc0874><loc1008><seg057>... water". Use "-" to
     read it from standard input.
@@ -95,10 +96,10 @@ def decode(
     from paligemma_segcodec.viz import draw_segments
 
     if out is not None and image is None:
-        raise click.UsageError("--out needs --image")
+        raise click.UsageError("--output needs --image")
     if fmt == "coco" and image is None:
         raise click.UsageError("--format coco needs --image (for the image size)")
-    guard = guard_outputs([("--out", out)], [image, checkpoint])
+    guard = guard_outputs([("--output", out)], [image, checkpoint])
     if text == "-":
         text = sys.stdin.read()
     conv = record_convention(convention)

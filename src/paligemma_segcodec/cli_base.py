@@ -214,6 +214,36 @@ def label_option(fn: F, *, default: str | None = None, help: str = "Label append
     return click.option("--label", default=default, show_default=default is not None, callback=check, help=help)(fn)
 
 
+def output_option(*, type: Any, help: str, required: bool = False, dest: str = "out") -> Callable[[F], F]:
+    """``--output/-o``: the same name for a command's output in every command. The old spelling
+    ``--out`` is kept, hidden, for one release: it works and prints a deprecation line."""
+    key = f"segcodec.deprecated_out.{dest}"
+
+    def alias(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is not None:
+            click.echo("warning: --out is deprecated and goes away in the next release: use --output (or -o)", err=True)
+            ctx.meta[key] = value
+        return value
+
+    def take(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        old = ctx.meta.get(key)
+        if value is not None and old is not None:
+            raise click.UsageError("give --output (or -o) once; --out is its deprecated old name")
+        value = value if value is not None else old
+        if required and value is None:
+            raise click.MissingParameter(ctx=ctx, param=param)
+        return value
+
+    def decorate(fn: F) -> F:
+        text = help + ("  [required]" if required else "")
+        fn = click.option("--output", "-o", dest, type=type, help=text, callback=take)(fn)
+        return click.option(
+            "--out", f"deprecated_out_{dest}", type=type, hidden=True, expose_value=False, is_eager=True, callback=alias
+        )(fn)
+
+    return decorate
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turns the library's bad-input and missing-checkpoint errors into clean CLI errors (exit 1;

@@ -243,7 +243,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--data", type=int, default=40000, help="number of training masks (generated once)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=HERE / "fixture-vae.npz")
+    ap.add_argument("--output", type=Path, default=HERE / "fixture-vae.npz")
     ap.add_argument("--init", type=Path, default=None, help="start from this checkpoint (to train longer)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--idem", type=float, default=0.0, help="weight of the idempotence loss (fine-tuning stage)")

@@ -23,6 +23,7 @@ from paligemma_segcodec.cli_base import (
     guard_outputs,
     label_option,
     main,
+    output_option,
     record_convention,
     user_errors,
 )
@@ -67,8 +68,11 @@ def _workers(fn: Any) -> Any:
 @click.option(
     "--classes", default=None, callback=_classes, help="Semantic masks: value=label pairs, e.g. 1=water,2=road."
 )
-@click.option(
-    "--output", type=click.Path(path_type=Path), required=True, help="Output JSONL (errors: OUT.errors.jsonl), or DIR."
+@output_option(
+    type=click.Path(path_type=Path),
+    required=True,
+    dest="output",
+    help="Output JSONL (errors: OUT.errors.jsonl), or DIR.",
 )
 @click.option(
     "--errors",
@@ -318,9 +322,7 @@ def lint(
 @main.command()
 @click.option("--images", type=DIR, required=True, help="Folder of images.")
 @click.option("--masks", type=DIR, required=True, help="Folder of masks, matched by stem.")
-@click.option(
-    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Report folder."
-)
+@output_option(type=click.Path(file_okay=False, path_type=Path), required=True, dest="out_dir", help="Report folder.")
 @functools.partial(label_option, default="object", help="Label of the objects.")
 @_threshold
 @click.option("--instances", type=click.Choice(["components", "whole"]), default="components", show_default=True)
@@ -344,12 +346,12 @@ def audit(
 ) -> None:
     """IoU of each object after encode -> decode -> paste: the ceiling of the 16-token format.
 
-    Writes audit.csv, summary.json, histogram.png and worst.png into --out. Unreadable pairs are
+    Writes audit.csv, summary.json, histogram.png and worst.png into --output. Unreadable pairs are
     skipped and listed; the exit code is then 1.
     """
     from paligemma_segcodec.datasets.audit import audit_folder
 
-    guard_outputs([("--out", out_dir / name) for name in AUDIT_FILES], [checkpoint], [images, masks])
+    guard_outputs([("--output", out_dir / name) for name in AUDIT_FILES], [checkpoint], [images, masks])
     with user_errors():
         report = audit_folder(
             images,
@@ -513,7 +515,7 @@ def _overlay_names(names: list[str]) -> dict[str, str]:
 @click.option("--images", type=DIR, default=None, help="Folder of the images named in --predictions.")
 @click.option("--text", default=None, help="One answer (with --image) instead of --predictions.")
 @click.option("--image", type=FILE, default=None, help="The image of --text.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (or PNG file with --text).")
+@output_option(type=click.Path(path_type=Path), required=True, help="Output folder (or PNG file with --text).")
 @convention_option
 @checkpoint_option
 @click.option("--progress/--no-progress", default=True, show_default=True)
@@ -540,15 +542,15 @@ def show(
     jobs: list[tuple[str, Path, Path]] = []
     if text is not None and image is not None:
         jobs.append((text, image, out if out.suffix.lower() == ".png" else out / (image.stem + ".png")))
-        guard = guard_outputs([("--out", jobs[0][2])], [image, checkpoint])
+        guard = guard_outputs([("--output", jobs[0][2])], [image, checkpoint])
     elif predictions is not None and images is not None:
         with user_errors():
             found = _image_jobs(_predictions(predictions), images, skipped)
         dests = _overlay_names([name for _, _, name in found])
         guard = guard_outputs([], [predictions, checkpoint], [images])
         if out.exists() and not out.is_dir():
-            guard.check_output(out, "--out")
-            raise click.UsageError(f"--out {out} is a file; with --predictions give a folder for the overlays")
+            guard.check_output(out, "--output")
+            raise click.UsageError(f"--output {out} is a file; with --predictions give a folder for the overlays")
         for answer, path, name in found:
             try:
                 dest = resolve_under(out, dests[name], what="overlay name")
@@ -559,8 +561,8 @@ def show(
                 continue
             if guard.is_input(dest):
                 raise OutputOverInputError(
-                    f"--out {out}: the overlay of {name} would overwrite the input file {dest}; "
-                    "choose another --out folder"
+                    f"--output {out}: the overlay of {name} would overwrite the input file {dest}; "
+                    "choose another --output folder"
                 )
             jobs.append((answer, path, dest))
     else:
@@ -635,7 +637,7 @@ def eval_(
 @main.command()
 @click.option("--predictions", type=FILE, required=True, help="JSONL with image + prediction (or suffix).")
 @click.option("--images", type=DIR, required=True, help="Folder of the images named in --predictions.")
-@click.option("--out", type=OUTFILE, required=True, help="COCO JSON to write.")
+@output_option(type=OUTFILE, required=True, help="COCO JSON to write.")
 @click.option("--polygons", is_flag=True, help="Polygons (contour tracing) instead of RLE.")
 @convention_option
 @checkpoint_option
@@ -657,7 +659,7 @@ def export(
     from paligemma_segcodec.datasets.coco import segments_to_coco
     from paligemma_segcodec.safeio import atomic_write
 
-    guard = guard_outputs([("--out", out)], [predictions, checkpoint], [images])
+    guard = guard_outputs([("--output", out)], [predictions, checkpoint], [images])
     skipped: list[Any] = []
     with user_errors():
         preds = _predictions(predictions)
