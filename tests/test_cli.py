@@ -132,3 +132,14 @@ def test_output_is_one_name_and_out_a_deprecated_alias(tmp_path: Path) -> None:
     assert both.exit_code == 2 and "give --output (or -o) once" in both.stderr
     missing = runner.invoke(cli_main, ["export", "--predictions", str(preds), "--images", str(images)])
     assert missing.exit_code == 2 and "--output" in missing.stderr
+
+
+def test_help_lists_whole_purposes_and_every_command_has_an_example() -> None:
+    runner = CliRunner()
+    top = runner.invoke(main, ["--help"]).output
+    assert "..." not in top.split("Commands:")[1]  # no purpose cut off
+    for name, cmd in main.commands.items():
+        text = runner.invoke(main, [name, "--help"]).output
+        assert "Example:" in text and f"segcodec {name}" in text.split("Example:")[1], name
+        first = " ".join((cmd.help or "").split("\n\n")[0].split())
+        assert " ".join(first.split()[:4]) in " ".join(top.split()), name

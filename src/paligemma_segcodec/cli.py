@@ -47,7 +47,13 @@ def encode(
     threshold: int,
     checkpoint: Path | None,
 ) -> None:
-    """Print the PaliGemma tokens of one mask image (4 <loc> + 16 <seg> [+ label])."""
+    """Print the PaliGemma tokens of one mask image (4 <loc> + 16 <seg> [+ label]).
+
+    Example:
+
+    \b
+      segcodec encode water/masks/lake.png --label water
+    """
     from paligemma_segcodec.checkpoint import resolve_checkpoint
 
     with user_errors():
@@ -88,6 +94,11 @@ def decode(
 
     TEXT is the answer, e.g. "<loc0174><loc0015><loc0874><loc1008><seg057>... water". Use "-" to
     read it from standard input.
+
+    Example:
+
+    \b
+      segcodec decode "<loc0174><loc0015><loc0874><loc1008>... water" --image lake.jpg -o overlay.png
     """
     from paligemma_segcodec.api import decode_tokens
     from paligemma_segcodec.maskio import read_image
@@ -172,6 +183,11 @@ def bench(
     Each stage prints a line to stderr as it finishes (name, rate, spread of its repeats, seconds);
     stdout is the JSON alone. The JSON records the machine, versions, install flavour, the XLA matmul
     yardstick, every same-run baseline, and warnings (a sample under 200 masks, a spread over 10 %).
+
+    Example:
+
+    \b
+      segcodec bench --masks water/masks --limit 300 > bench.json
     """
     from paligemma_segcodec.bench import run
 

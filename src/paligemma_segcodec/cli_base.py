@@ -93,6 +93,19 @@ def _one_line(text: str) -> str:
 class SegcodecGroup(click.Group):
     """The ``segcodec`` group: every command's errors, signals and exit codes handled in one place."""
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command with its whole one-line purpose (the first paragraph of its help), wrapped,
+        never cut off with "..." as click's short help is."""
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                first = (cmd.help or "").split("\n\n")[0]
+                rows.append((name, " ".join(first.split())))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def main(
         self,
         args: Sequence[str] | None = None,

@@ -161,6 +161,11 @@ def convert(
     Each line is {"image", "prefix": "segment LABEL", "suffix": "<loc>x4<seg>x16 LABEL ; ..."}.
     Images without objects get an empty suffix. Bad items are listed in OUT.errors.jsonl and the
     exit code is 1 when anything was skipped.
+
+    Example:
+
+    \b
+      segcodec convert --images water/images --masks water/masks --label water -o data/water.jsonl --split 0.9
     """
     from paligemma_segcodec.datasets.convert import convert_coco, convert_folder, errors_path, write_examples
 
@@ -292,7 +297,13 @@ def lint(
     workers: int | None,
     progress: bool,
 ) -> None:
-    """Check image/mask pairs: empty, near-full, tiny, non-binary, border-wedge masks, mismatches."""
+    """Check image/mask pairs: empty, near-full, tiny, non-binary, border-wedge masks, mismatches.
+
+    Example:
+
+    \b
+      segcodec lint water/
+    """
     from paligemma_segcodec.datasets.lint import lint_folder
     from paligemma_segcodec.safeio import atomic_write
 
@@ -348,6 +359,11 @@ def audit(
 
     Writes audit.csv, summary.json, histogram.png and worst.png into --output. Unreadable pairs are
     skipped and listed; the exit code is then 1.
+
+    Example:
+
+    \b
+      segcodec audit --images water/images --masks water/masks --label water -o audit/
     """
     from paligemma_segcodec.datasets.audit import audit_folder
 
@@ -533,6 +549,11 @@ def show(
 
     An image that cannot be read is skipped and listed; the others are drawn; the exit code is 1.
     Two images that would give the same PNG name (a.jpg, a.png) are drawn to a.jpg.png, a.png.png.
+
+    Example:
+
+    \b
+      segcodec show --predictions preds.jsonl --images water/images -o overlays/
     """
     from paligemma_segcodec.errors import UnsafePathError
     from paligemma_segcodec.safeio import atomic_write, resolve_under
@@ -598,7 +619,13 @@ def eval_(
     workers: int | None,
     checkpoint: Path | None,
 ) -> None:
-    """Score answers: mIoU, cIoU, box accuracy @0.5/@0.75, invalid answers (big_vision's definitions)."""
+    """Score answers: mIoU, cIoU, box accuracy @0.5/@0.75, invalid answers (big_vision's definitions).
+
+    Example:
+
+    \b
+      segcodec eval --predictions preds.jsonl --masks water/masks
+    """
     from paligemma_segcodec.datasets.evaluate import evaluate
     from paligemma_segcodec.safeio import atomic_write
 
@@ -655,6 +682,11 @@ def export(
 
     An image that cannot be read is left out and listed; the file is still written; the exit code
     is 1.
+
+    Example:
+
+    \b
+      segcodec export --predictions preds.jsonl --images water/images -o preds_coco.json
     """
     from paligemma_segcodec.datasets.coco import segments_to_coco
     from paligemma_segcodec.safeio import atomic_write
