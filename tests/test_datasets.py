@@ -383,6 +383,7 @@ def test_show_eval_export_round_trip(tmp_path: Path, segcodec: Callable[..., Res
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)
     assert metrics["images"] == 10 and metrics["invalid"] == 1 and 0 <= metrics["miou"] <= 1
+    assert all(type(metrics[k]) is int for k in ("images", "invalid", "skipped_objects"))  # counts, not 3.0
     assert len(csv_out.read_text().splitlines()) == 11
     # export to COCO and load back with pycocotools
     coco_out = tmp_path / "pred_coco.json"
@@ -596,3 +597,16 @@ def test_unreadable_files_are_reported_with_short_reasons(tmp_path: Path, segcod
     assert len(_lines(out)) == len(stems) - 5
     lint = lint_folder(root / "images", msk)
     assert {p.reason for p in lint.errors} == set(reasons.values())
+
+
+def test_lint_table_header_lines_up() -> None:
+    from paligemma_segcodec.datasets.files import Problem
+    from paligemma_segcodec.datasets.lint import LintReport
+
+    report = LintReport(pairs=2, problems=[Problem("a.png", "tiny", severity="warning"), Problem("bb.png", "x")])
+    lines = report.table().splitlines()
+    header, rows = lines[0], lines[2:4]
+    for row in rows:
+        assert row.index(Path(row.split()[1]).name) == header.index("file")
+        assert len(row.split("  ")[0].rstrip()) <= header.index("file")
+    assert len(lines[1]) >= max(len(r) for r in rows)

@@ -62,20 +62,20 @@ class EvalReport:
     scores: list[ImageScore] = field(default_factory=list)
     skipped: list[Problem] = field(default_factory=list)
 
-    def metrics(self) -> dict[str, float]:
+    def metrics(self) -> dict[str, float | int]:
         if not self.scores:
-            return {"images": 0.0}
+            return {"images": 0}
         ious = np.array([s.iou for s in self.scores])
         with_gt = [s for s in self.scores if s.ground_truth > 0]
         union = sum(s.union for s in self.scores)
         return {
-            "images": float(len(self.scores)),
+            "images": len(self.scores),
             "miou": float(ious.mean()),
             "ciou": float(sum(s.intersection for s in self.scores) / union) if union else 1.0,
             "box_acc@0.5": float(np.mean([s.box_iou >= 0.5 for s in with_gt])) if with_gt else float("nan"),
             "box_acc@0.75": float(np.mean([s.box_iou >= 0.75 for s in with_gt])) if with_gt else float("nan"),
-            "invalid": float(sum(s.invalid for s in self.scores)),
-            "skipped_objects": float(sum(s.skipped_objects for s in self.scores)),
+            "invalid": int(sum(s.invalid for s in self.scores)),
+            "skipped_objects": int(sum(s.skipped_objects for s in self.scores)),
         }
 
     def write_csv(self, path: str | os.PathLike[str]) -> None:

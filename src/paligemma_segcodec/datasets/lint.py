@@ -67,9 +67,10 @@ class LintReport:
         if not self.problems:
             return f"{self.pairs} pairs checked: no problems"
         rows = [(p.severity, Path(p.file).name, p.reason) for p in self.problems]
-        w0 = max(len(r[0]) for r in rows)
-        w1 = max(len(r[1]) for r in rows)
-        lines = [f"{'severity':<{w0}}  {'file':<{w1}}  finding", "-" * (w0 + w1 + 12)]
+        w0 = max(len("severity"), *(len(r[0]) for r in rows))  # the header fits its column too
+        w1 = max(len("file"), *(len(r[1]) for r in rows))
+        w2 = max(len("finding"), *(len(r[2]) for r in rows))
+        lines = [f"{'severity':<{w0}}  {'file':<{w1}}  finding", "-" * (w0 + w1 + w2 + 4)]
         lines += [f"{a:<{w0}}  {b:<{w1}}  {c}" for a, b, c in rows]
         lines.append(f"{self.pairs} pairs checked: {len(self.errors)} errors, {len(self.warnings)} warnings")
         return "\n".join(lines)
