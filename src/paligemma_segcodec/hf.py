@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from paligemma_segcodec._optional import require
-from paligemma_segcodec.datasets.files import Instances, Problem, extract_objects
+from paligemma_segcodec.datasets.files import Instances, Problem
 from paligemma_segcodec.tokens import check_label
 
 __all__ = ["examples_from_dataset", "jsonl_to_dataset", "load_hf_dataset"]
@@ -100,8 +100,11 @@ def examples_from_dataset(
     threshold: int = 127,
     instances: Instances = "components",
     min_area: int = 16,
+    widen_thin_boxes: bool = False,
 ) -> Iterator[Any]:
-    """Rows of a ``datasets.Dataset`` → convert's `Example` items (or `Problem` for a bad row).
+    """Rows of a ``datasets.Dataset`` → convert's `Example` items (or `Problem` for a bad row), by the
+    same rule and with the same warnings as a folder conversion (`convert.mask_objects`: objects
+    thinner than one ``<loc>`` step dropped unless ``widen_thin_boxes``, nothing above the threshold).
 
     The label and the columns are checked at the call, before anything iterates (and writes).
     """
@@ -109,12 +112,18 @@ def examples_from_dataset(
     for column in (image_column, mask_column):
         if column not in ds.column_names:
             raise ValueError(f"dataset has no column {column!r} (columns: {ds.column_names})")
-    extract = {"label": label, "threshold": threshold, "instances": instances, "min_area": min_area}
+    extract = {
+        "label": label,
+        "threshold": threshold,
+        "instances": instances,
+        "min_area": min_area,
+        "widen_thin": widen_thin_boxes,
+    }
     return _examples(ds, image_column, mask_column, extract)
 
 
 def _examples(ds: Any, image_column: str, mask_column: str, extract: dict[str, Any]) -> Iterator[Any]:
-    from paligemma_segcodec.datasets.convert import Example
+    from paligemma_segcodec.datasets.convert import Example, mask_objects
 
     for i, row in enumerate(ds):
         name = f"{i:06d}.png"
@@ -131,5 +140,5 @@ def _examples(ds: Any, image_column: str, mask_column: str, extract: dict[str, A
         except Exception as err:
             yield Problem(f"row {i}", f"unreadable row: {err}")
             continue
-        objects, _ = extract_objects(values, **extract)
-        yield Example(name, None, (extract["label"],), tuple(objects), pil=image)
+        objects, _, warnings = mask_objects(values, f"row {i}", **extract)  # convert's rule and warnings
+        yield Example(name, None, (extract["label"],), tuple(objects), pil=image, warnings=warnings)

@@ -232,9 +232,12 @@ def convert(
                 threshold=threshold,
                 instances="whole" if instances == "whole" else "components",
                 min_area=min_area,
+                widen_thin_boxes=widen_thin_boxes,
             )
             names = [f"{i:06d}.png" for i in range(len(ds))]
-            report = write_examples(items, jsonl, codec=codec, total=len(ds), names=names, **write)
+            report = write_examples(
+                items, jsonl, codec=codec, total=len(ds), names=names, min_loc_extent=int(widen_thin_boxes), **write
+            )
         elif coco is not None:
             assert images is not None
             report = convert_coco(

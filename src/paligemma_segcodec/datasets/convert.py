@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 from tqdm import tqdm
 
@@ -42,6 +43,7 @@ from paligemma_segcodec.boxes import crop_pixels
 from paligemma_segcodec.datasets.example import Example, prepare_example
 from paligemma_segcodec.datasets.files import (
     Instances,
+    MaskObject,
     Problem,
     extract_objects,
     is_thin,
@@ -364,9 +366,23 @@ def example_for_pair(
     if size is not None and values.shape != (size[1], size[0]):
         reason = f"size mismatch: mask is {values.shape[1]}x{values.shape[0]}, image is {size[0]}x{size[1]} (WxH)"
         return Problem(where, reason), 0
+    objects, dropped, warnings = mask_objects(values, where, **extract)
+    image = name if name is not None else str(getattr(image_path, "name", ""))
+    return Example(image, image_path, labels, tuple(objects), warnings=warnings), dropped
+
+
+def mask_objects(
+    values: npt.NDArray[np.integer], where: str, **extract: Any
+) -> tuple[list[MaskObject], int, tuple[Problem, ...]]:
+    """A decoded mask's objects by convert's rule, whatever the source (folder, Ray, Hugging Face rows):
+    ``(objects, dropped components, warnings)``.
+
+    Objects thinner than one ``<loc>`` step are dropped with a warning (kept, to be widened, with
+    ``widen_thin=True``); a mask with values but none above the threshold gets a warning (it is still
+    written, with an empty suffix). ``extract``: `extract_objects`' options, plus ``widen_thin``.
+    """
     widen = bool(extract.pop("widen_thin", False))
     objects, dropped = extract_objects(values, keep_thin=True, **extract)
-    image = name if name is not None else str(getattr(image_path, "name", ""))
     warnings: tuple[Problem, ...] = ()
     thin = [o for o in objects if is_thin(o.box)]
     if thin and not widen:  # the reference's tokens would not parse: drop them, and say so
@@ -388,7 +404,7 @@ def example_for_pair(
                 f"written with an empty suffix; pass a lower --threshold if these are objects"
             )
             warnings += (Problem(where, reason, severity="warning"),)
-    return Example(image, image_path, labels, tuple(objects), warnings=warnings), dropped
+    return list(objects), dropped, warnings
 
 
 def folder_labels(label: str | None, classes: Mapping[int, str] | None) -> tuple[str, ...]:
