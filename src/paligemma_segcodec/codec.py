@@ -257,6 +257,13 @@ class Codec:
         Raises:
           ValueError: wrong shape or an index out of range. TypeError: not integers.
         """
+        idx = self._check_indices(indices)
+        fn = self._decode_jit if jit else self._decode_eager
+        return self._dispatch(fn, idx, (MASK_SIZE, MASK_SIZE), np.float32)()
+
+    def _check_indices(self, indices: npt.ArrayLike) -> npt.NDArray[np.int32]:
+        """int ``[N, 16]`` in ``0..codebook_size - 1`` → contiguous int32 (the decoder's input check, shared
+        with `paligemma_segcodec.paste_device`)."""
         idx = np.asarray(indices)
         if idx.ndim != 2 or idx.shape[1] != 16:
             raise ValueError(f"indices must have shape [N, 16], got {idx.shape}")
@@ -268,8 +275,7 @@ class Codec:
                 f"indices must be in 0..{self.codebook_size - 1}; "
                 f"got {int(idx[tuple(bad)])} at {tuple(int(i) for i in bad)}"
             )
-        fn = self._decode_jit if jit else self._decode_eager
-        return self._dispatch(fn, idx.astype(np.int32), (MASK_SIZE, MASK_SIZE), np.float32)()
+        return np.ascontiguousarray(idx, dtype=np.int32)
 
     def jit_after_decoder(self, after: Callable[..., tuple[jax.Array, ...]]) -> Callable[..., tuple[jax.Array, ...]]:
         """The decoder and ``after`` in one jit-compiled device call, with this codec's parameters.

@@ -312,17 +312,7 @@ def _check_indices(codec: Codec, indices: npt.ArrayLike) -> npt.NDArray[np.int32
     idx = np.asarray(indices)
     if idx.size == 0 and idx.ndim == 1:
         idx = idx.reshape(0, 16)
-    if idx.ndim != 2 or idx.shape[1] != 16:
-        raise ValueError(f"indices must have shape [N, 16], got {idx.shape}")
-    if idx.size and not np.issubdtype(idx.dtype, np.integer):
-        raise TypeError(f"indices must be integers, got dtype {idx.dtype}")
-    if idx.size and (idx.min() < 0 or idx.max() >= codec.codebook_size):
-        bad = np.argwhere((idx < 0) | (idx >= codec.codebook_size))[0]
-        raise ValueError(
-            f"indices must be in 0..{codec.codebook_size - 1}; "
-            f"got {int(idx[tuple(bad)])} at {tuple(int(i) for i in bad)}"
-        )
-    return np.ascontiguousarray(idx, dtype=np.int32)
+    return codec._check_indices(idx)
 
 
 def paste_in_boxes_async(
