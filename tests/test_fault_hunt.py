@@ -420,7 +420,7 @@ def _(d: Path) -> Result:
 @case("signal-during-imports")
 def _(d: Path) -> Result:
     copy_water(d)
-    env = {"SEGCODEC_FH_IMPORT_SIGNAL": f"paligemma_segcodec.datasets.cli:{int(signal.SIGTERM)}"}
+    env = {"SEGCODEC_FH_IMPORT_SIGNAL": f"paligemma_segcodec.cli.convert:{int(signal.SIGTERM)}"}
     return {"r": cli("encode", mask(d), "--checkpoint", CKPT, env=env, prefix=WRAPPED)}
 
 

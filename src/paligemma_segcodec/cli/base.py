@@ -1,9 +1,8 @@
 """What every ``segcodec`` command shares: the `main` group and its one error path
 (`SegcodecGroup`), the common options, `user_errors`, `guard_outputs` and `codec_for`.
 
-The commands live in `paligemma_segcodec.cli` (encode, decode, bench) and
-`paligemma_segcodec.datasets.cli` (the dataset commands); both import this module, and neither
-imports the other's commands back.
+Each command lives in its own module of `paligemma_segcodec.cli` and imports this one; the
+package's ``__init__`` adds them to `main`. This module imports no command.
 """
 
 from __future__ import annotations
@@ -325,3 +324,32 @@ def main(debug: bool) -> None:
 
 def record_convention(name: str) -> Any:
     return "colab" if name == "colab" else "big_vision"
+
+
+DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+"""An existing input folder."""
+FILE = RegularFile()
+"""An existing regular input file."""
+OUTFILE = click.Path(dir_okay=False, path_type=Path)
+"""An output file (never a folder)."""
+
+
+def threshold_option(fn: F) -> F:
+    """``--threshold``: mask pixels above it are foreground."""
+    return click.option(
+        "--threshold", default=127, show_default=True, help="Mask pixels > this are foreground (0/1 masks: > 0)."
+    )(fn)
+
+
+def workers_option(fn: F) -> F:
+    """``--workers``: processes that read and prepare files (outputs do not depend on it)."""
+    from paligemma_segcodec.datasets.parallel import WORKERS_HELP
+
+    return click.option("--workers", type=click.IntRange(min=1), default=None, help=WORKERS_HELP)(fn)
+
+
+def progress_bar(items: list[Any], desc: str, enabled: bool) -> Any:
+    """``items`` wrapped in a progress bar on stderr (none for fewer than two items)."""
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="img", disable=not enabled or len(items) < 2, file=sys.stderr)
