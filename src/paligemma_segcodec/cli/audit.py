@@ -13,8 +13,10 @@ from paligemma_segcodec.cli.base import (
     clean,
     codec_for,
     guard_outputs,
+    info,
     label_option,
     output_option,
+    progress_enabled,
     threshold_option,
     user_errors,
     workers_option,
@@ -72,7 +74,7 @@ def audit(
             min_area=min_area,
             worst=worst,
             codec=codec_for(checkpoint),
-            progress=progress,
+            progress=progress_enabled(progress),
             workers=workers,
         )
     click.echo(f"{'label':<12} {'count':>6} {'mean':>6} {'median':>6} {'q10':>6} {'q90':>6}")
@@ -82,6 +84,6 @@ def audit(
         )
     for p in report.skipped:
         click.echo(f"skipped {clean(p.file)}: {clean(p.reason)}", err=True)
-    click.echo(f"wrote {out_dir}/audit.csv, summary.json, histogram.png, worst.png", err=True)
+    info(f"wrote {out_dir}/audit.csv, summary.json, histogram.png, worst.png")
     if any(p.severity == "error" for p in report.skipped):
         raise SystemExit(1)

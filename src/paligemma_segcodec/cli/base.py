@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -89,8 +90,132 @@ def _one_line(text: str) -> str:
     return " ".join(lines) if lines else ""
 
 
+VERBOSITY = "segcodec.verbosity"
+"""``ctx.meta`` key (shared by the group's and the command's contexts): -1 ``--quiet``, 0 default,
+1 ``--verbose``."""
+
+
+def verbosity(ctx: click.Context | None = None) -> int:
+    """-1 under ``--quiet``, 1 under ``--verbose``, else 0 (also outside a command)."""
+    ctx = ctx or click.get_current_context(silent=True)
+    return int(ctx.meta.get(VERBOSITY, 0)) if ctx is not None else 0
+
+
+def info(message: str) -> None:
+    """An info line on stderr ("wrote ...", summaries): left out under ``--quiet``."""
+    if verbosity() >= 0:
+        click.echo(message, err=True)
+
+
+def detail(message: str) -> None:
+    """A detail line on stderr (per-file notes, timing): only under ``--verbose``."""
+    if verbosity() > 0:
+        click.echo(message, err=True)
+
+
+def _set_verbosity(level: int) -> Callable[[click.Context, click.Parameter, bool], None]:
+    def callback(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+        if not value:
+            return
+        current = ctx.meta.get(VERBOSITY, 0)
+        if current not in (0, level):
+            raise click.UsageError("give --quiet (-q) or --verbose (-v), not both")
+        ctx.meta[VERBOSITY] = level
+
+    return callback
+
+
+_VERBOSITY = (
+    (("--quiet", "-q"), -1, "Only warnings and errors on stderr: no progress, no info lines."),
+    (("--verbose", "-v"), 1, "Also per-file details and timing on stderr."),
+)
+
+
+def _verbosity_params() -> list[click.Parameter]:
+    return [
+        click.Option(list(decls), is_flag=True, expose_value=False, callback=_set_verbosity(level), help=text)
+        for decls, level, text in _VERBOSITY
+    ]
+
+
+def verbosity_options(fn: F) -> F:
+    """``--quiet/-q`` and ``--verbose/-v`` (`SegcodecGroup.add_command` gives them to every command,
+    the group has them too: accepted before or after the command name)."""
+    for decls, level, text in reversed(_VERBOSITY):
+        fn = click.option(*decls, is_flag=True, expose_value=False, callback=_set_verbosity(level), help=text)(fn)
+    return fn
+
+
+def usage_line(err: click.UsageError) -> str:
+    """A click usage error as one line: which option, what is wrong, what to do (never click's
+    usage and "Try --help" lines)."""
+    ctx = err.ctx
+    where = f"see '{ctx.command_path} --help'" if ctx is not None else "see 'segcodec --help'"
+    if isinstance(err, click.NoSuchOption):
+        hidden = {o for p in (ctx.command.params if ctx else []) if getattr(p, "hidden", False) for o in p.opts}
+        shown = sorted(set(err.possibilities or ()) - hidden)
+        maybe = f" (did you mean {' or '.join(shown)}?)" if shown else ""
+        return f"no such option {err.option_name}{maybe}; {where}"
+    if isinstance(err, click.MissingParameter):
+        param = err.param
+        if isinstance(param, click.Argument):
+            return f"missing {param.human_readable_name}; give it ({where})"
+        if param is not None:
+            names = sorted(param.opts, key=len, reverse=True)
+            return f"missing option {' / '.join(names)}: give it ({where})"
+        return f"{err.format_message()}; {where}"
+    if isinstance(err, click.BadParameter):
+        param = err.param
+        name = err.param_hint if isinstance(err.param_hint, str) else None
+        if param is not None:
+            opts = getattr(param, "opts", [])
+            longest = max(opts, key=len) if isinstance(param, click.Option) and opts else None
+            name = longest or param.human_readable_name
+        message = _one_line(err.message).rstrip(".")
+        message = message.replace("Directory '", "folder '").replace("File '", "file '")
+        message = message.replace("is a directory", "is a folder")
+        return f"{name}: {message} ({_what_to_do(param, where)})" if name else f"{message} ({where})"
+    message = _one_line(err.format_message()).rstrip(".")
+    if type(err) is click.UsageError and ctx is not None and ctx.command is not None:
+        if isinstance(ctx.command, click.Group) and message.startswith("No such command"):
+            return f"{message[0].lower()}{message[1:]}; see 'segcodec --help' for the commands"
+        if any(word in message for word in ("give", "use ", "choose", "rename", "pip install", "need")):
+            return message
+    return f"{message[0].lower()}{message[1:]}; {where}" if message else where
+
+
+def _what_to_do(param: click.Parameter | None, where: str) -> str:
+    kind = getattr(param, "type", None)
+    if isinstance(kind, click.Path):
+        if kind.exists and not kind.file_okay:
+            return "give an existing folder"
+        if kind.exists and not kind.dir_okay:
+            return "give an existing file"
+        if not kind.dir_okay:
+            return "give a file name, not a folder"
+        return where
+    if isinstance(kind, click.Choice):
+        return "choose one of " + ", ".join(map(str, kind.choices))
+    return where
+
+
 class SegcodecGroup(click.Group):
     """The ``segcodec`` group: every command's errors, signals and exit codes handled in one place."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        """Adds ``cmd`` with the options every command shares (`verbosity_options`)."""
+        present = {opt for p in cmd.params for opt in getattr(p, "opts", [])}
+        if "--quiet" not in present:
+            cmd.params.extend(_verbosity_params())
+        super().add_command(cmd, name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        start = time.perf_counter()
+        rv = super().invoke(ctx)
+        sub = ctx.invoked_subcommand
+        if sub and verbosity() > 0:
+            click.echo(f"{sub}: done in {time.perf_counter() - start:.1f} s", err=True)
+        return rv
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """Each command with its whole one-line purpose (the first paragraph of its help), wrapped,
@@ -163,10 +288,7 @@ class SegcodecGroup(click.Group):
         except click.exceptions.Exit as err:
             return err.exit_code
         except click.UsageError as err:
-            if debug:
-                traceback.print_exc()
-            err.show()
-            return EXIT_USAGE
+            return fail(EXIT_USAGE, usage_line(err))
         except OutputOverInputError as err:
             return fail(EXIT_USAGE, str(err))
         except click.ClickException as err:
@@ -313,8 +435,14 @@ def codec_for(checkpoint: Path | None) -> Any:
 @click.group(cls=SegcodecGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="segcodec")
 @click.option("--debug", is_flag=True, hidden=False, help="Show Python tracebacks (also accepted after the command).")
+@verbosity_options
 def main(debug: bool) -> None:
     """Segmentation masks <-> PaliGemma <loc>/<seg> tokens (big_vision's vae-oid codec).
+
+    --quiet/-q and --verbose/-v (here or after the command) set how much goes to stderr: --quiet only
+    warnings and errors (no progress, no "wrote ..." lines), --verbose also per-file details and
+    timing. Progress is a bar on a terminal and a plain line every 10 s otherwise
+    (SEGCODEC_PROGRESS_INTERVAL seconds).
 
     Exit codes: 0 done; 1 bad input files (the rest was still processed) or a failed write;
     2 refused usage (bad options, an output over an input); 130/143 interrupted (SIGINT/SIGTERM;
@@ -348,8 +476,18 @@ def workers_option(fn: F) -> F:
     return click.option("--workers", type=click.IntRange(min=1), default=None, help=WORKERS_HELP)(fn)
 
 
-def progress_bar(items: list[Any], desc: str, enabled: bool) -> Any:
-    """``items`` wrapped in a progress bar on stderr (none for fewer than two items)."""
-    from tqdm import tqdm
+def progress_bar(
+    items: Iterable[Any], desc: str, enabled: bool = True, *, unit: str = "img", total: int | None = None
+) -> Any:
+    """``items`` with progress on stderr, for every command's long loop: a tqdm bar on a terminal,
+    a plain ``desc: n/total unit (pct%), rate`` line every `paligemma_segcodec.progress.interval`
+    seconds otherwise; none when ``enabled`` is false, under ``--quiet``, or for fewer than two
+    items."""
+    from paligemma_segcodec.progress import track
 
-    return tqdm(items, desc=desc, unit="img", disable=not enabled or len(items) < 2, file=sys.stderr)
+    return track(items, total=total, desc=desc, unit=unit, enabled=progress_enabled(enabled))
+
+
+def progress_enabled(flag: bool = True) -> bool:
+    """A command's ``--progress/--no-progress`` value, off under ``--quiet``."""
+    return bool(flag) and verbosity() >= 0

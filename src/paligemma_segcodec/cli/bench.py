@@ -10,6 +10,8 @@ import click
 
 from paligemma_segcodec.cli.base import (
     checkpoint_option,
+    clean,
+    progress_enabled,
     user_errors,
 )
 
@@ -40,9 +42,22 @@ from paligemma_segcodec.cli.base import (
     "process with PALIGEMMA_SEGCODEC_NUMBA=0. tf: the reference's path rebuilt in TensorFlow, timed as "
     "calibration (needs the [tf] extra; skipped without it).",
 )
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="A line per finished stage on stderr (off under --quiet: then only the warnings).",
+)
 @checkpoint_option
 def bench(
-    masks: Path | None, limit: int, batch: int, seconds: float, stream: int, only: str, checkpoint: Path | None
+    masks: Path | None,
+    limit: int,
+    batch: int,
+    seconds: float,
+    stream: int,
+    only: str,
+    progress: bool,
+    checkpoint: Path | None,
 ) -> None:
     """Measure throughput; print one JSON object (rates and ratios against batch-1 baselines).
 
@@ -59,7 +74,7 @@ def bench(
 
     with user_errors():
         result = run(
-            progress=sys.stderr,
+            progress=sys.stderr if progress_enabled(progress) else None,
             checkpoint=checkpoint,
             masks_dir=masks,
             limit=limit,
@@ -68,4 +83,7 @@ def bench(
             stream=stream,
             only=[s.strip() for s in only.split(",") if s.strip()],
         )
+    if not progress_enabled(progress):  # the stage lines (and the warnings among them) were not shown
+        for warning in result.get("warnings", []):
+            click.echo(f"warning: {clean(warning)}", err=True)
     click.echo(json.dumps(result, indent=2))

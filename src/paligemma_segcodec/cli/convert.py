@@ -16,12 +16,17 @@ from paligemma_segcodec.cli.base import (
     FILE,
     OUTFILE,
     checkpoint_option,
+    clean,
     codec_for,
+    detail,
     guard_outputs,
+    info,
     label_option,
     output_option,
+    progress_enabled,
     threshold_option,
     user_errors,
+    verbosity,
     workers_option,
 )
 from paligemma_segcodec.errors import OutputOverInputError
@@ -194,7 +199,7 @@ def convert(
         "images": images_mode,
         "image_size": int(image_size) if image_size else None,
         "batch_size": batch_size,
-        "progress": progress,
+        "progress": progress_enabled(progress),
         "guard": guard,
         "errors_file": errors_file,
     }
@@ -245,10 +250,27 @@ def convert(
             in_memory = hf_dataset is not None or images_mode is not None or image_size is not None
             dataset = jsonl_to_dataset(jsonl, jsonl.parent / "images" if in_memory or images is None else images)
             _save_dataset(dataset, output)
-            click.echo(f"saved a datasets.Dataset of {len(dataset)} rows to {output}", err=True)
-    click.echo(report.summary(), err=True)
+            info(f"saved a datasets.Dataset of {len(dataset)} rows to {output}")
+    _report(report)
     if any(p.severity == "error" for p in report.skipped):
         sys.exit(1)
+
+
+def _report(report: Any) -> None:
+    """The run's summary on stderr: under --quiet only what went wrong (counts, and where the list
+    is); under --verbose also every skipped item and warning, one line each."""
+    if verbosity() < 0:
+        where = report.errors_file
+        if report.skipped:
+            click.echo(f"warning: skipped {len(report.skipped)} item(s), listed in {clean(where)}", err=True)
+        if report.warnings:
+            click.echo(f"warning: {len(report.warnings)} warning(s), listed in {clean(where)}", err=True)
+        return
+    info(report.summary())
+    for p in report.skipped:
+        detail(f"skipped: {clean(p.file)}: {clean(p.reason)}")
+    for p in report.warnings:
+        detail(f"warning: {clean(p.file)}: {clean(p.reason)}")
 
 
 def _check_dataset_folder(output: Path, guard: Any) -> None:

@@ -17,6 +17,7 @@ from paligemma_segcodec.cli.base import (
     codec_for,
     convention_option,
     guard_outputs,
+    info,
     output_option,
     record_convention,
     user_errors,
@@ -89,8 +90,8 @@ def decode(
         if fmt == "coco" and image is not None:
             from paligemma_segcodec.datasets.coco import segments_to_coco
 
-            info = {"file_name": image.name, "width": width, "height": height}
-            click.echo(json.dumps(segments_to_coco([info], [segments])))
+            image_info = {"file_name": image.name, "width": width, "height": height}
+            click.echo(json.dumps(segments_to_coco([image_info], [segments])))
         for s in segments if fmt == "jsonl" else []:
             record: dict[str, Any] = {"label": s.label, "loc": list(s.loc), "box": list(s.box)}
             record["seg"] = None if s.seg is None else list(s.seg)
@@ -103,4 +104,4 @@ def decode(
             picture = draw_segments(pil, segments, convention=conv)
             with atomic_write(out, "wb", guard=guard) as f:
                 picture.save(f, format="PNG")
-            click.echo(f"wrote {out}", err=True)
+            info(f"wrote {out}")

@@ -22,6 +22,7 @@ from paligemma_segcodec.cli.base import (
     codec_for,
     convention_option,
     guard_outputs,
+    info,
     output_option,
     user_errors,
 )
@@ -70,5 +71,5 @@ def export(
         document = segments_to_coco(infos, all_segs, polygons=polygons)
         with atomic_write(out, guard=guard) as f:
             f.write(json.dumps(document) + "\n")
-    click.echo(f"wrote {out}: {len(infos)} images", err=True)
+    info(f"wrote {out}: {len(infos)} images")
     exit_if_skipped(skipped)

@@ -11,17 +11,26 @@ import click
 from paligemma_segcodec.cli.base import (
     DIR,
     OUTFILE,
+    clean,
     guard_outputs,
+    progress_enabled,
     threshold_option,
     user_errors,
     workers_option,
 )
 
 
+class _HiddenArgument(click.Argument):
+    """A positional argument left out of the usage line (a deprecated form still accepted)."""
+
+    def get_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return []
+
+
 @click.command()
-@click.argument("folder", type=DIR, required=False)
-@click.option("--images", type=DIR, default=None, help="Folder of images (default: FOLDER/images).")
-@click.option("--masks", type=DIR, default=None, help="Folder of masks (default: FOLDER/masks).")
+@click.argument("folder", type=DIR, required=False, cls=_HiddenArgument)
+@click.option("--images", type=DIR, default=None, help="Folder of images.  [required]")
+@click.option("--masks", type=DIR, default=None, help="Folder of masks, matched to images by file stem.  [required]")
 @threshold_option
 @click.option("--min-area", default=16, show_default=True, help="Components under this many pixels are 'tiny'.")
 @click.option("--full-fraction", default=0.98, show_default=True, help="Masks above this fraction are 'near-full'.")
@@ -52,15 +61,24 @@ def lint(
     Example:
 
     \b
-      segcodec lint water/
+      segcodec lint --images water/images --masks water/masks
     """
     from paligemma_segcodec.datasets.lint import lint_folder
     from paligemma_segcodec.safeio import atomic_write
 
-    images = images or (folder / "images" if folder else None)
-    masks = masks or (folder / "masks" if folder else None)
+    if folder is not None:
+        click.echo(
+            f"warning: 'segcodec lint FOLDER' is deprecated and goes away in the next release: use "
+            f"--images {clean(folder / 'images')} --masks {clean(folder / 'masks')}",
+            err=True,
+        )
+        images = images or folder / "images"
+        masks = masks or folder / "masks"
+        for what, path in (("--images", images), ("--masks", masks)):
+            if not path.is_dir():
+                raise click.UsageError(f"{what}: folder '{clean(path)}' does not exist (give an existing folder)")
     if images is None or masks is None:
-        raise click.UsageError("give FOLDER (with images/ and masks/) or --images and --masks")
+        raise click.UsageError("give --images DIR and --masks DIR (the folders of images and of masks)")
     guard = guard_outputs([("--json", json_out)], [], [images, masks])
     with user_errors():
         report = lint_folder(
@@ -69,7 +87,7 @@ def lint(
             threshold=threshold,
             min_area=min_area,
             full_fraction=full_fraction,
-            progress=progress,
+            progress=progress_enabled(progress),
             workers=workers,
         )
     click.echo(report.table())

@@ -21,6 +21,7 @@ from paligemma_segcodec.cli.base import (
     codec_for,
     convention_option,
     guard_outputs,
+    info,
     output_option,
     record_convention,
     user_errors,
@@ -119,5 +120,5 @@ def show(
             with atomic_write(dest, "wb", guard=guard) as f:
                 picture.save(f, format="PNG")
             written += 1
-    click.echo(f"wrote {written} image(s) to {out}", err=True)
+    info(f"wrote {written} image(s) to {out}")
     exit_if_skipped(skipped)

@@ -34,6 +34,8 @@ from paligemma_segcodec.datasets.files import (
 from paligemma_segcodec.datasets.parallel import ordered_map, resolve_workers
 from paligemma_segcodec.maskio import open_image, read_image, read_mask_values
 from paligemma_segcodec.prep import PreparedMask, prepare_crop
+from paligemma_segcodec.progress import Progress
+from paligemma_segcodec.progress import wrap as wrap_progress
 from paligemma_segcodec.safeio import AtomicFiles
 from paligemma_segcodec.segment import paste_mask_in_box
 
@@ -213,7 +215,7 @@ def audit_folder(
     min_area: int = 16,
     worst: int = 16,
     codec: Codec | None = None,
-    progress: bool = True,
+    progress: Progress = True,
     workers: int | None = None,
 ) -> AuditReport:
     """Audits every object of a folder pair; writes ``audit.csv``, ``summary.json``,
@@ -225,8 +227,6 @@ def audit_folder(
     """
     import json
 
-    from tqdm import tqdm
-
     n_workers = resolve_workers(workers)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -235,9 +235,7 @@ def audit_folder(
     keep: list[tuple[float, Path, MaskObject, npt.NDArray[np.bool_]]] = []
     work = functools.partial(_read_pair, label=label, threshold=threshold, instances=instances, min_area=min_area)
     with closing(ordered_map(work, pairs, workers=n_workers)) as found:
-        for pair, item in zip(
-            pairs, tqdm(found, total=len(pairs), desc="audit", unit="img", disable=not progress), strict=True
-        ):
+        for pair, item in zip(pairs, wrap_progress(progress, found, total=len(pairs), desc="audit"), strict=True):
             if isinstance(item, Problem):
                 report.skipped.append(item)
                 continue

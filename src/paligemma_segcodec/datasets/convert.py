@@ -25,7 +25,6 @@ import functools
 import json
 import os
 import re
-import sys
 import time
 from collections import Counter
 from collections.abc import Generator, Iterable, Mapping, Sequence
@@ -37,7 +36,6 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
-from tqdm import tqdm
 
 from paligemma_segcodec.boxes import crop_pixels
 from paligemma_segcodec.datasets.example import Example, prepare_example
@@ -54,6 +52,8 @@ from paligemma_segcodec.datasets.parallel import ordered_map, resolve_workers
 from paligemma_segcodec.errors import OutputOverInputError
 from paligemma_segcodec.maskio import open_image, read_mask_values
 from paligemma_segcodec.prep import PreparedMask, prepare_crop
+from paligemma_segcodec.progress import Progress
+from paligemma_segcodec.progress import wrap as wrap_progress
 from paligemma_segcodec.safeio import (
     AtomicFiles,
     InputGuard,
@@ -251,7 +251,7 @@ def write_examples(
     val_list: Path | None = None,
     images: str | None = None,
     image_size: int | None = None,
-    progress: bool = True,
+    progress: Progress = True,
     names: Sequence[str] | None = None,
     dropped_small: int = 0,
     guard: InputGuard | None = None,
@@ -318,7 +318,7 @@ def write_examples(
             pending.clear()
 
         n_objects = 0
-        for item in tqdm(items, total=total, desc="convert", unit="img", disable=not progress, file=sys.stderr):
+        for item in wrap_progress(progress, items, total=total, desc="convert"):
             check_stop()
             if isinstance(item, Problem):
                 report.skipped.append(item)

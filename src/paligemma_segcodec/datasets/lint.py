@@ -35,6 +35,8 @@ from paligemma_segcodec.boxes import box_to_loc
 from paligemma_segcodec.datasets.files import Pair, Problem, match_pairs, unreadable
 from paligemma_segcodec.datasets.parallel import ordered_map, resolve_workers
 from paligemma_segcodec.maskio import binarize, open_image, read_mask_values
+from paligemma_segcodec.progress import Progress
+from paligemma_segcodec.progress import wrap as wrap_progress
 
 __all__ = ["LintReport", "border_wedges", "lint_folder", "lint_pair"]
 
@@ -230,7 +232,7 @@ def lint_folder(
     images_dir: str | os.PathLike[str],
     masks_dir: str | os.PathLike[str],
     *,
-    progress: bool = True,
+    progress: Progress = True,
     workers: int | None = None,
     **checks: Any,
 ) -> LintReport:
@@ -239,14 +241,12 @@ def lint_folder(
     ``workers``: threads reading and checking the pairs (None: the CPU count; 1: no threads); the
     report is the same, in the same order, whatever the number.
     """
-    from tqdm import tqdm
-
     n_workers = resolve_workers(workers)
     report = LintReport()
     pairs, problems = match_pairs(Path(images_dir), Path(masks_dir))
     report.pairs = len(pairs)
     found = _findings(problems, pairs, n_workers, checks)
     with closing(found):
-        for findings in tqdm(found, total=len(problems) + len(pairs), desc="lint", unit="pair", disable=not progress):
+        for findings in wrap_progress(progress, found, total=len(problems) + len(pairs), desc="lint", unit="pair"):
             report.problems += findings
     return report
