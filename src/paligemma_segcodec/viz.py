@@ -8,7 +8,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from paligemma_segcodec.boxes import Convention
 from paligemma_segcodec.segment import Segment, paste_mask_in_box
@@ -62,12 +62,13 @@ def draw_segments(
     # supervision's Detections hold one full-size mask per object: "auto" uses it only while that
     # stays small, so that memory grows with the image, not with objects x image.
     small = len(segments) * base.size[0] * base.size[1] <= SUPERVISION_MAX_MASK_BYTES
+    line = max(1, min(base.size) // 200)
     if backend == "supervision" or (
         backend == "auto" and small and importlib.util.find_spec("supervision") is not None
     ):
-        from paligemma_segcodec.sv import annotate
-
-        return annotate(base, segments, convention=convention)
+        out = _supervision_fill(base, segments, alpha=alpha, convention=convention, line=line)
+        _draw_labels(out, segments, convention=convention, line=line)
+        return out
     rgb = np.asarray(base.convert("RGB"), dtype=np.float32).copy()
     h, w = rgb.shape[:2]
     for i, seg in enumerate(segments):
@@ -84,13 +85,65 @@ def draw_segments(
     for i, seg in enumerate(segments):
         color = PALETTE[i % len(PALETTE)]
         x1, y1, x2, y2 = seg.xyxy(height=h, width=w, convention=convention)
-        draw.rectangle([x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)], outline=color, width=max(1, min(h, w) // 200))
-        if seg.label:
-            tx, ty = x1 + 2, (y1 - 12 if y1 >= 12 else y1 + 2)
-            bbox = draw.textbbox((tx, ty), seg.label)
-            draw.rectangle(bbox, fill=color)
-            draw.text((tx, ty), seg.label, fill=(255, 255, 255))
+        draw.rectangle([x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)], outline=color, width=line)
+    _draw_labels(out, segments, convention=convention, line=line)
     return out
+
+
+def label_font_size(height: int, width: int) -> int:
+    """Pixel size of the label font for an image of this size: 2.5 % of its shorter side, at least 11."""
+    return max(11, round(0.025 * min(height, width)))
+
+
+def _label_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:  # Pillow >= 10.1: the default font at any size (FreeType)
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # older Pillow or no FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _draw_labels(out: Image.Image, segments: Sequence[Segment], *, convention: Convention, line: int) -> None:
+    """Each label on a box of its object's colour: above the box when there is room, else inside
+    it below its top edge (a box touching the top of the image keeps its label); kept inside the
+    image horizontally; the font scales with the image (`label_font_size`). Both backends."""
+    w, h = out.size
+    draw = ImageDraw.Draw(out)
+    size = label_font_size(h, w)
+    font = _label_font(size)
+    pad = max(1, size // 6)
+    for i, seg in enumerate(segments):
+        if not seg.label:
+            continue
+        x1, y1, _, _ = seg.xyxy(height=h, width=w, convention=convention)
+        left, top, right, bottom = draw.textbbox((0, 0), seg.label, font=font)
+        box_w, box_h = right - left + 2 * pad, bottom - top + 2 * pad
+        x = max(0, min(int(x1), w - box_w))
+        y = int(y1) - box_h if int(y1) >= box_h else min(int(y1) + line, max(0, h - box_h))
+        draw.rectangle([x, y, x + box_w - 1, y + box_h - 1], fill=PALETTE[i % len(PALETTE)])
+        draw.text((x + pad - left, y + pad - top), seg.label, fill=(255, 255, 255), font=font)
+
+
+def _supervision_fill(
+    image: Image.Image, segments: Sequence[Segment], *, alpha: float, convention: Convention, line: int
+) -> Image.Image:
+    """Masks and boxes drawn by supervision's annotators, in `PALETTE`'s colours by object (as the
+    Pillow drawing); the labels are drawn by `_draw_labels`."""
+    import inspect
+
+    from paligemma_segcodec.sv import _sv, to_detections
+
+    sv = _sv()
+    bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[..., ::-1])  # supervision draws on BGR arrays
+    det = to_detections(segments, bgr.shape[0], bgr.shape[1], convention=convention)
+    if len(det):
+        palette = sv.ColorPalette(colors=[sv.Color(r=r, g=g, b=b) for r, g, b in PALETTE])
+        lookup = sv.ColorLookup.INDEX
+        boxes = sv.BoxAnnotator
+        if "skip_label" in inspect.signature(boxes.annotate).parameters:  # supervision < 0.22: the old one
+            boxes = sv.BoundingBoxAnnotator
+        bgr = sv.MaskAnnotator(color=palette, opacity=alpha, color_lookup=lookup).annotate(scene=bgr, detections=det)
+        bgr = boxes(color=palette, thickness=line, color_lookup=lookup).annotate(scene=bgr, detections=det)
+    return Image.fromarray(np.ascontiguousarray(np.asarray(bgr)[..., ::-1]))
 
 
 def _fill_region(
