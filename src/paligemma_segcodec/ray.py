@@ -14,17 +14,20 @@ per-row rule is `segcodec convert`'s, so the lines are identical::
         SegcodecEncoder,
         fn_constructor_kwargs={"label": "water", "checkpoint": "/shared/vae-oid.npz"},
         batch_size=256,
-        concurrency=8,            # actors; add num_gpus=1 to put each on a GPU
+        compute=ray.data.ActorPoolStrategy(size=8),  # actors; add num_gpus=1 to put each on a GPU
     )
     out.write_json("s3://bucket/water-jsonl/")
 
-`convert_with_ray` runs that recipe locally and writes the same JSONL as ``segcodec convert``.
+(Ray before 2.51 names the pool ``concurrency=8``; `actor_pool` gives the right keyword for the
+installed Ray.) `convert_with_ray` runs that recipe locally and writes the same JSONL as
+``segcodec convert``.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,11 +37,32 @@ from paligemma_segcodec._optional import require
 from paligemma_segcodec.datasets.convert import Example, example_for_pair, folder_labels
 from paligemma_segcodec.datasets.files import Problem, match_pairs
 
-__all__ = ["SegcodecEncoder", "convert_with_ray", "pairs_dataset"]
+__all__ = ["SegcodecEncoder", "actor_pool", "convert_with_ray", "pairs_dataset"]
+
+COMPUTE_SINCE = (2, 51)
+"""Ray release from which ``map_batches(compute=ActorPoolStrategy(size=n))`` is the documented way
+to size an actor pool and ``concurrency=n`` is deprecated (before it, the reverse: ``compute=``
+warned from Ray 2.9 on)."""
 
 
 def _ray() -> Any:
     return require("ray", "ray")
+
+
+def _version(text: str) -> tuple[int, int]:
+    """``"2.51.0"`` → ``(2, 51)`` (``"3.0.0rc1"`` → ``(3, 0)``)."""
+    major, minor = [*text.split("."), "0", "0"][:2]
+    return int("".join(filter(str.isdigit, major)) or 0), int("".join(filter(str.isdigit, minor)) or 0)
+
+
+def actor_pool(size: int) -> dict[str, Any]:
+    """``map_batches`` keywords for a fixed pool of ``size`` actors, without a deprecation warning
+    on any supported Ray: ``{"compute": ActorPoolStrategy(size=size)}`` from Ray 2.51,
+    ``{"concurrency": size}`` before."""
+    ray = _ray()
+    if _version(ray.__version__) >= COMPUTE_SINCE:
+        return {"compute": ray.data.ActorPoolStrategy(size=size)}
+    return {"concurrency": size}
 
 
 class SegcodecEncoder:
@@ -137,25 +161,36 @@ def convert_with_ray(
     output: str | os.PathLike[str],
     *,
     batch_size: int = 64,
-    concurrency: int = 2,
+    actors: int = 2,
+    concurrency: int | None = None,
     **encoder: Any,
 ) -> int:
     """The recipe on the current Ray cluster; writes ``output`` and ``OUT.errors.jsonl`` exactly
     like ``segcodec convert`` (same lines, same order; skipped items and warnings alike).
-    Returns the number of lines written."""
+    Returns the number of lines written.
+
+    ``actors``: size of the actor pool (`actor_pool`); ``concurrency`` is its deprecated old name
+    (a DeprecationWarning; it goes away in the next release)."""
     import json
 
     from paligemma_segcodec.datasets.convert import errors_path
     from paligemma_segcodec.safeio import atomic_write
 
+    if concurrency is not None:
+        warnings.warn(
+            "convert_with_ray(concurrency=) is deprecated and goes away in the next release: use actors=",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        actors = concurrency
     pairs, problems = match_pairs(images_dir, masks_dir)
     order = {p.image.name: i for i, p in enumerate(pairs)}
     result = pairs_dataset(images_dir, masks_dir).map_batches(
         SegcodecEncoder,
         fn_constructor_kwargs=encoder,
         batch_size=batch_size,
-        concurrency=concurrency,
         batch_format="numpy",
+        **actor_pool(actors),
     )
     rows = sorted(result.take_all(), key=lambda r: order[r["image"]])
     out = Path(output)
