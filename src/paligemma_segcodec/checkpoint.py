@@ -96,6 +96,17 @@ class ConvWeights:
 
     ``weight`` is float32 ``(out, in, kh, kw)`` for a conv and ``(in, out, kh, kw)`` for a
     transposed conv (``transposed=True``); ``bias`` is float32 ``(out,)``.
+
+    Attributes:
+        name (str): the layer's key prefix in the ``.npz`` (``"encoder.0"``).
+        weight (numpy.ndarray): float32, in the PyTorch layout above.
+        bias (numpy.ndarray): float32 ``(out,)``.
+        transposed (bool): a transposed convolution (the decoder's upsampling layers).
+
+    Examples:
+        >>> conv = read_checkpoint("tests/data/fixture-vae.npz").encoder[0][0]
+        >>> conv.name, conv.weight.shape, conv.transposed
+        ('encoder.0', (16, 1, 4, 4), False)
     """
 
     name: str
@@ -125,6 +136,11 @@ class Checkpoint:
       decoder: likewise for `DECODER_LAYERS`.
       codebook: float32 ``(K, D)``, K codebook entries (128) of dimension D (512).
       source: where it was read from.
+
+    Examples:
+    >>> ckpt = read_checkpoint("tests/data/fixture-vae.npz")
+    >>> ckpt.codebook.shape, len(ckpt.encoder), ckpt.source
+    ((128, 512), 7, 'tests/data/fixture-vae.npz')
     """
 
     encoder: tuple[tuple[ConvWeights, ...], ...]
@@ -134,7 +150,21 @@ class Checkpoint:
 
 
 def sha256_of(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
+    """Hex sha256 of a file, read in 1 MiB chunks.
+
+    Args:
+        path: the file.
+
+    Returns:
+        64 lowercase hex digits.
+
+    Raises:
+        OSError: the file cannot be read.
+
+    Examples:
+        >>> len(sha256_of("tests/data/fixture-vae.npz"))
+        64
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -235,6 +265,16 @@ def resolve_checkpoint(path: str | os.PathLike[str] | None = None) -> Path:
     Raises:
       CheckpointNotFoundError: the path does not exist, or offline and not cached (says how to get it).
       CheckpointError: the downloaded default does not have the published sha256.
+
+    Args:
+        path: an explicit file; None to look at the environment variable, then Hugging Face.
+
+    Returns:
+        The checkpoint file's path (not yet read or validated, except the download's sha256).
+
+    Examples:
+        >>> resolve_checkpoint("tests/data/fixture-vae.npz")
+        PosixPath('tests/data/fixture-vae.npz')
     """
     for given, what in ((path, "checkpoint path"), (os.environ.get(ENV_VAR) or None, f"${ENV_VAR}")):
         if given is None:
@@ -615,6 +655,16 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         dtype other than little-endian float16/32/64 (object/pickled arrays included), a shape
         or size that disagrees with the layout or with the zip directory, a codebook that is not
         128 × D, NaN or infinite values; a folder, FIFO or device, or a file that cannot be read.
+
+    Args:
+        path: the ``.npz`` file.
+
+    Returns:
+        The validated weights, float32, with ``source`` the path as given.
+
+    Examples:
+        >>> read_checkpoint("tests/data/fixture-vae.npz").codebook.dtype
+        dtype('float32')
     """
     source = str(path)
     try:

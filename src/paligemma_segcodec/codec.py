@@ -82,6 +82,24 @@ class Codec:
       source: the file the weights came from.
       max_batch: largest batch sent to the device in one call.
       host_chunk: how many masks `encode_masks` prepares on the host per device call (its pipeline step).
+
+    Args:
+        checkpoint: the validated weights (`paligemma_segcodec.checkpoint.read_checkpoint`).
+        max_batch: largest batch per device call; default: 256 on a CPU, more on an accelerator.
+
+    Raises:
+        ValueError: ``max_batch`` below 1.
+
+    Examples:
+        >>> import numpy as np
+        >>> codec = load_codec("tests/data/fixture-vae.npz")
+        >>> x = np.zeros((2, 64, 64), np.float32)
+        >>> x[:, 16:48, 16:48] = 1.0
+        >>> indices = codec.encode_indices(x)  # int32 [2, 16]
+        >>> indices.shape, bool((indices[0] == indices[1]).all())
+        ((2, 16), True)
+        >>> codec.decode_indices(indices).shape  # float32 raw logits, > 0 is the mask
+        (2, 64, 64)
     """
 
     def __init__(self, checkpoint: Checkpoint, *, max_batch: int | None = None) -> None:
@@ -393,6 +411,21 @@ def load_codec(path: str | os.PathLike[str] | None = None, *, max_batch: int | N
         pickle or PyTorch .pt file is named as such), truncated or damaged, a zip bomb or a header
         claiming more than the size limit (refused before reading), a missing or unknown key, a
         non-float dtype, a wrong shape or a codebook that is not 128 × D (key, expected and found named).
+
+    Args:
+        path: the ``vae-oid.npz`` (or any checkpoint with its layer names); None to look at
+            ``$PALIGEMMA_SEGCODEC_CHECKPOINT``, then the Hugging Face download.
+        max_batch: largest batch sent to the device in one call; default: chosen for the backend.
+
+    Returns:
+        The `Codec` of that file, shared by every caller that loads the same file.
+
+    Examples:
+        >>> codec = load_codec("tests/data/fixture-vae.npz")  # the bundled stand-in
+        >>> codec is load_codec("tests/data/fixture-vae.npz")
+        True
+        >>> codec.codebook_size
+        128
     """
     resolved = Path(resolve_checkpoint(path)).resolve()
     stat = resolved.stat()

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
-from paligemma_segcodec.errors import ImageTooLargeError
+from paligemma_segcodec.errors import ImageTooLargeError, UnsupportedMaskError
 from paligemma_segcodec.safeio import open_regular
 
 __all__ = [
@@ -32,18 +32,6 @@ _OPEN_LOCK = threading.Lock()
 _GREY_SPREAD = 8  # an RGB mask whose channels differ by at most this is grey (JPEG noise)
 
 
-class UnsupportedMaskError(ValueError):
-    """The file is an image, but not one a mask can be read from (a colour image, a float mask, …).
-
-    ``str(err)`` is ``"NAME: REASON"``; ``err.reason`` is the reason alone (for reports that name
-    the file elsewhere).
-    """
-
-    def __init__(self, name: str, reason: str) -> None:
-        super().__init__(f"{name}: {reason}")
-        self.reason = reason
-
-
 @contextlib.contextmanager
 def open_image(source: str | os.PathLike[str] | IO[bytes]) -> Iterator[Image.Image]:
     """Opens and fully decodes an image file, safely: the one place images and masks are read.
@@ -57,6 +45,17 @@ def open_image(source: str | os.PathLike[str] | IO[bytes]) -> Iterator[Image.Ima
       FileNotFoundError, PermissionError, NotARegularFileError: see ``open_regular``.
       ImageTooLargeError: more pixels than Pillow's decompression-bomb limit.
       OSError: not an image Pillow can read (``PIL.UnidentifiedImageError``), truncated data.
+
+    Args:
+        source: a path, or a binary file object.
+
+    Returns:
+        A context manager giving the decoded Pillow image (closed on exit).
+
+    Examples:
+        >>> with open_image("tests/data/water/masks/water_body_8892.jpg") as im:
+        ...     im.mode, im.size
+        ('RGB', (72, 89))
     """
     name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<image bytes>"
     with contextlib.ExitStack() as stack:
@@ -82,7 +81,23 @@ def open_image(source: str | os.PathLike[str] | IO[bytes]) -> Iterator[Image.Ima
 
 
 def read_image(path: str | os.PathLike[str]) -> Image.Image:
-    """Opens and fully decodes an image (so truncated files fail here, with the file name), as RGB."""
+    """Opens and fully decodes an image (so truncated files fail here, with the file name), as RGB.
+
+    Args:
+        path: the image file.
+
+    Returns:
+        An RGB Pillow image, fully decoded.
+
+    Raises:
+        FileNotFoundError, NotARegularFileError: see `open_image`.
+        ImageTooLargeError: more pixels than Pillow's decompression-bomb limit.
+        OSError: not an image Pillow can read, or truncated.
+
+    Examples:
+        >>> read_image("tests/data/water/images/water_body_8892.jpg").size
+        (72, 89)
+    """
     with open_image(path) as im:
         rgb: Image.Image = im.convert("RGB")
         return rgb
@@ -94,6 +109,17 @@ def read_mask_values(path: str | os.PathLike[str] | IO[bytes]) -> npt.NDArray[np
     Raises:
       OSError: unreadable or truncated file (Pillow's error).
       UnsupportedMaskError: a colour image or another mode that is not a mask.
+
+    Args:
+        path: a mask file, or a binary file object.
+
+    Returns:
+        Integer ``(H, W)`` values (uint8 for 8-bit masks).
+
+    Examples:
+        >>> values = read_mask_values("tests/data/water/masks/water_body_8892.jpg")
+        >>> values.shape, values.dtype, int(values.max())
+        ((89, 72), dtype('uint8'), 255)
     """
     name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "<mask bytes>"
     with open_image(path) as im:
@@ -118,6 +144,19 @@ def mask_values(im: Image.Image, name: str = "mask") -> npt.NDArray[np.integer]:
     Raises:
       UnsupportedMaskError: a colour image or another mode that is not a mask (``name`` says
         which).
+
+    Args:
+        im: a decoded Pillow image.
+        name: how error messages name it.
+
+    Returns:
+        Integer ``(H, W)`` values.
+
+    Examples:
+        >>> from PIL import Image
+        >>> import numpy as np
+        >>> mask_values(Image.fromarray(np.array([[0, 255]], np.uint8))).tolist()
+        [[0, 255]]
     """
     if im.mode in ("CMYK", "YCbCr", "LAB", "HSV"):  # e.g. a grey mask exported as a CMYK JPEG
         im = im.convert("RGB")
@@ -180,7 +219,20 @@ def _palette_values(indices: npt.NDArray[np.uint8], palette: list[int] | None) -
 
 
 def binarize(values: npt.NDArray[np.integer], threshold: int = 127) -> npt.NDArray[np.bool_]:
-    """Mask values → bool: ``> threshold``, except a 0/1 mask, read as ``> 0``."""
+    """Mask values → bool: ``> threshold``, except a 0/1 mask, read as ``> 0``.
+
+    Args:
+        values: integer mask values, as `mask_values` gives them.
+        threshold: foreground is ``> threshold``.
+
+    Returns:
+        bool, the shape of ``values``.
+
+    Examples:
+        >>> import numpy as np
+        >>> binarize(np.array([0, 100, 200])).tolist(), binarize(np.array([0, 1])).tolist()
+        ([False, False, True], [False, True])
+    """
     if values.size and int(values.max()) == 1:
         return np.asarray(values > 0)
     return np.asarray(values > threshold)
@@ -191,5 +243,17 @@ def read_mask(path: str | os.PathLike[str], *, threshold: int = 127) -> npt.NDAr
 
     JPEG masks have grey values at the edges, hence the threshold (127 by default). A file whose
     values are only 0 and 1 (a 0/1 label PNG) is read as such: pixels ``> 0``.
+
+    Args:
+        path: the mask file (PNG, JPEG, TIFF, BMP, GIF, WebP).
+        threshold: foreground is ``> threshold`` (except 0/1 masks, see above).
+
+    Returns:
+        bool ``(H, W)``.
+
+    Examples:
+        >>> mask = read_mask("tests/data/water/masks/water_body_8892.jpg")
+        >>> mask.shape, mask.dtype
+        ((89, 72), dtype('bool'))
     """
     return binarize(read_mask_values(path), threshold)

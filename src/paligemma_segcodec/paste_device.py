@@ -87,6 +87,14 @@ class PastedBox(NamedTuple):
       right: column past the last.
       mask: bool ``[bottom - top, right - left]``; the full-image mask is this crop at
         ``[top:bottom, left:right]`` and False elsewhere.
+
+    Examples:
+    >>> import numpy as np
+    >>> box = PastedBox(top=2, left=3, bottom=4, right=6, mask=np.ones((2, 3), bool))
+    >>> full = np.zeros((8, 8), bool)
+    >>> full[box.top : box.bottom, box.left : box.right] = box.mask
+    >>> int(full.sum())
+    6
     """
 
     top: int
@@ -351,6 +359,16 @@ def paste_in_boxes_async(
       ValueError: bad ``indices`` values, ``locs`` (not ``[N, 4]`` ints in 0..1023, or a
         different ``N``), size or convention, at the call.
       TypeError: ``indices`` or ``locs`` that are not integers.
+
+    Examples:
+    >>> import numpy as np
+    >>> from paligemma_segcodec import load_codec
+    >>> codec = load_codec("tests/data/fixture-vae.npz")
+    >>> indices = np.zeros((1, 16), np.int32)
+    >>> wait = paste_in_boxes_async(codec, indices, [(100, 100, 500, 600)], 480, 640)
+    >>> masks64, boxes = wait()
+    >>> masks64.shape, (boxes[0].top, boxes[0].left, boxes[0].bottom, boxes[0].right)
+    ((1, 64, 64), (46, 62, 234, 375))
     """
     idx = _check_indices(codec, indices)
     h_img, w_img = check_size(height, width)
@@ -464,7 +482,20 @@ def host_unpack_us(box_sides: Sequence[tuple[int, int]] | npt.ArrayLike, *, repe
 def warm_up(codec: Codec, *, max_side: int = BOX_BUCKETS[-1]) -> int:
     """Compiles every program `paste_in_boxes_async` can need for boxes with both sides ``<= max_side``:
     each (box bucket, batch bucket) pair of `batch_buckets`, run once on zeros. Afterwards such calls
-    compile nothing. Returns the number of compilations (`Codec.compile_count`)."""
+    compile nothing. Returns the number of compilations (`Codec.compile_count`).
+
+    Args:
+        codec: the codec whose decoder and paste programs to compile.
+        max_side: the largest box side (in pixels) to prepare for.
+
+    Returns:
+        The number of compilations it made.
+
+    Examples:
+        >>> from paligemma_segcodec import load_codec
+        >>> warm_up(load_codec("tests/data/fixture-vae.npz"), max_side=64)  # doctest: +SKIP
+        27
+    """
     before = codec.compile_count
     last: jax.Array | None = None
     top = int(np.searchsorted(np.asarray(BOX_BUCKETS), min(max(int(max_side), 1), BOX_BUCKETS[-1])))

@@ -81,6 +81,18 @@ def prepare_mask(mask: npt.ArrayLike, box: Sequence[float] | None = None, *, whe
       ValueError: bad shape/values, an empty mask without a box, a box outside [0, 1] or of zero
         area, or a box whose crop rounds to zero pixels.
       TypeError: a non-numeric mask.
+
+    Returns:
+        `PreparedMask`: ``loc``, the 4 ``<loc>`` indices, and ``mask64``, the float32 ``[64, 64]``
+        encoder input in [0, 1].
+
+    Examples:
+        >>> import numpy as np
+        >>> mask = np.zeros((480, 640), bool)
+        >>> mask[100:300, 200:500] = True
+        >>> prepared = prepare_mask(mask)
+        >>> prepared.loc, prepared.mask64.shape, round(float(prepared.mask64.min()), 4)
+        ((213, 320, 639, 799), (64, 64), 1.0)
     """
     m = _as_mask(mask, where)
     h, w = m.shape
@@ -134,6 +146,14 @@ def prepare_batch(
 
     Raises:
       ValueError / TypeError: as `prepare_mask`, naming the mask's index.
+
+    Examples:
+    >>> import numpy as np
+    >>> a = np.zeros((480, 640), bool)
+    >>> a[100:300, 200:500] = True
+    >>> locs, masks64 = prepare_batch([a, a.T])
+    >>> locs[0], masks64.shape
+    ((213, 320, 639, 799), (2, 64, 64))
     """
     n = len(masks)
     if boxes is not None and len(boxes) != n:

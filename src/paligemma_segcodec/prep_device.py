@@ -182,6 +182,12 @@ def pack_crops(crops: Sequence[npt.NDArray[np.bool_]], *, threads: int = 1) -> P
     Raises:
       TypeError: a crop is not a bool NumPy array (float masks take the host path).
       ValueError: a crop is not 2-D or has no pixel.
+
+    Examples:
+    >>> import numpy as np
+    >>> packed = pack_crops([np.ones((40, 60), bool), np.ones((300, 20), bool)])
+    >>> packed.count, len(packed.buckets), packed.host.size
+    (2, 2, 0)
     """
     return _pack(crops, _check_crops(crops), threads)
 
@@ -234,7 +240,21 @@ def _pack(crops: Sequence[npt.NDArray[np.bool_]], shapes: npt.NDArray[np.int64],
 
 
 def host_prep_us(crops: Sequence[npt.NDArray[np.bool_]], threads: int = 1, *, repeat: int = 5) -> float:
-    """Host time of the device path, µs per crop: the best of ``repeat`` `pack_crops` runs over ``crops``."""
+    """Host time of the device path, µs per crop: the best of ``repeat`` `pack_crops` runs over ``crops``.
+
+    Args:
+        crops: bool 2-D arrays, as `pack_crops` takes them.
+        threads: pack on this many threads.
+        repeat: runs timed; the best is reported.
+
+    Returns:
+        Microseconds per crop (float).
+
+    Examples:
+        >>> import numpy as np
+        >>> host_prep_us([np.ones((64, 64), bool)] * 8, repeat=1) > 0
+        True
+    """
     shapes = _check_crops(crops)
     best = float("inf")
     for _ in range(max(1, repeat)):
@@ -514,6 +534,16 @@ def encode_crops_async(
     Raises:
       TypeError: a crop that is not a bool NumPy array (use the host path for float masks).
       ValueError: a crop that is not 2-D or is empty.
+
+    Examples:
+    >>> import numpy as np
+    >>> from paligemma_segcodec import load_codec
+    >>> codec = load_codec("tests/data/fixture-vae.npz")
+    >>> crop = np.zeros((40, 60), bool)
+    >>> crop[5:35, 10:50] = True
+    >>> wait = encode_crops_async(codec, [crop, crop.T])  # dispatched; the host is free meanwhile
+    >>> wait().shape
+    (2, 16)
     """
     shapes = _check_crops(crops)
     prep = _prep(codec, chunk)
@@ -547,7 +577,29 @@ def encode_crops_async(
 def encode_crops(
     codec: Codec, crops: Sequence[npt.NDArray[np.bool_]], *, chunk: int | None = None, threads: int | None = None
 ) -> npt.NDArray[np.int32]:
-    """`encode_crops_async`, waited for: int32 ``[N, 16]``."""
+    """`encode_crops_async`, waited for: int32 ``[N, 16]``.
+
+    Args:
+        codec: the VQ-VAE, as `encode_crops_async`.
+        crops: N bool 2-D arrays, as `encode_crops_async`.
+        chunk: crops per device pipeline step, as `encode_crops_async`.
+        threads: host threads packing bits, as `encode_crops_async`.
+
+    Returns:
+        int32 ``[N, 16]`` codebook indices, in input order.
+
+    Raises:
+        TypeError: a crop that is not a bool NumPy array.
+        ValueError: a crop that is not 2-D or is empty.
+
+    Examples:
+        >>> import numpy as np
+        >>> from paligemma_segcodec import load_codec
+        >>> crop = np.zeros((40, 60), bool)
+        >>> crop[5:35, 10:50] = True
+        >>> encode_crops(load_codec("tests/data/fixture-vae.npz"), [crop]).shape
+        (1, 16)
+    """
     return encode_crops_async(codec, crops, chunk=chunk, threads=threads)()
 
 
@@ -576,6 +628,19 @@ def warm_up(codec: Codec, *, chunk: int | None = None, max_side: int = MAX_SIDE)
     Runs each on zeros: all (bucket, piece size) resizes, the host-masks64 scatter per piece size and the
     encoder per chunk size. Afterwards `encode_crops_async` with the same ``chunk`` compiles nothing for
     such crops (and for giant crops only if ``max_side == MAX_SIDE``). Returns the number of compilations.
+
+    Args:
+        codec: the VQ-VAE whose programs to compile.
+        chunk: the ``chunk`` later calls will use (default as `encode_crops_async`).
+        max_side: the largest crop side to prepare for.
+
+    Returns:
+        The number of compilations it made.
+
+    Examples:
+        >>> from paligemma_segcodec import load_codec
+        >>> warm_up(load_codec("tests/data/fixture-vae.npz"), max_side=64)  # doctest: +SKIP
+        11
     """
     prep = _prep(codec, chunk)
     before = compile_count(codec)
@@ -602,7 +667,19 @@ def warm_up(codec: Codec, *, chunk: int | None = None, max_side: int = MAX_SIDE)
 
 
 def compile_count(codec: Codec) -> int:
-    """Compilations so far of ``codec``'s encoder/decoder plus the device path's programs for it."""
+    """Compilations so far of ``codec``'s encoder/decoder plus the device path's programs for it.
+
+    Args:
+        codec: the VQ-VAE.
+
+    Returns:
+        The number of compilations so far (it never goes down).
+
+    Examples:
+        >>> from paligemma_segcodec import load_codec
+        >>> compile_count(load_codec("tests/data/fixture-vae.npz")) >= 0
+        True
+    """
     with _PREPS_LOCK:
         preps = list(_PREPS.get(codec, {}).values())
     return codec.compile_count + sum(p.traces for p in preps)

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import IO, Any, BinaryIO
 
-from paligemma_segcodec.errors import NotARegularFileError, OutputOverInputError, UnsafePathError
+from paligemma_segcodec.errors import Interrupted, NotARegularFileError, OutputOverInputError, UnsafePathError
 
 __all__ = [
     "AtomicFiles",
@@ -56,14 +56,6 @@ _COMMITTED: list[Path] = []
 # be swallowed (Python drops exceptions raised inside a gc callback), so the request is also kept
 # here and checked before every commit: after a stop request no output replaces a previous one.
 _STOP = [0]
-
-
-class Interrupted(BaseException):
-    """A stop was requested by a signal (SIGTERM, SIGHUP; SIGINT raises ``KeyboardInterrupt``)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
 
 
 def stop_handler(signum: int, frame: object) -> None:

@@ -75,6 +75,15 @@ _SEG_TOKENS = tuple(f"<seg{k:03d}>" for k in range(SEG_MAX + 1))
 def loc_token(k: int) -> str:
     """``<locNNNN>`` for ``k`` in 0..1023.
 
+    Args:
+        k: the loc index, an int in 0..1023.
+
+    Returns:
+        The token, four digits.
+
+    Raises:
+        ValueError: ``k`` is not an int in 0..1023.
+
     Examples:
         >>> loc_token(7)
         '<loc0007>'
@@ -86,6 +95,15 @@ def loc_token(k: int) -> str:
 
 def seg_token(k: int) -> str:
     """``<segNNN>`` for ``k`` in 0..127.
+
+    Args:
+        k: the codebook index, an int in 0..127.
+
+    Returns:
+        The token, three digits.
+
+    Raises:
+        ValueError: ``k`` is not an int in 0..127.
 
     Examples:
         >>> seg_token(57)
@@ -102,13 +120,24 @@ def check_label(label: str, what: str = "label") -> str:
     A label is non-empty, has no leading or trailing whitespace (the parser strips it) and no
     ``;`` (separates objects), ``<`` or ``>`` (start tokens).
 
+    Args:
+        label: the label to check.
+        what: how error messages name it (e.g. ``"labels[3]"``).
+
+    Returns:
+        ``label`` itself, unchanged.
+
     Raises:
-      TypeError: not a str.
-      ValueError: says what is wrong, prefixed with ``what`` (e.g. ``"labels[3]"``).
+        TypeError: not a str.
+        ValueError: says what is wrong, prefixed with ``what`` (e.g. ``"labels[3]"``).
 
     Examples:
         >>> check_label("water body")
         'water body'
+        >>> check_label("a;b")
+        Traceback (most recent call last):
+        ...
+        ValueError: label may not contain ';', '<' or '>': 'a;b'
     """
     if not isinstance(label, str):
         raise TypeError(f"{what} must be a str, got {type(label).__name__}")
@@ -127,6 +156,19 @@ def format_object(loc: Sequence[int], seg: Sequence[int] | None = None, label: s
 
     The label, when given, follows after one space, as in PaliGemma's answers and big_vision's
     training suffixes.
+
+    Args:
+        loc: 4 ints in 0..1023, (y1, x1, y2, x2).
+        seg: 16 ints in 0..127, or None for a detection-only object.
+        label: the object's label (checked by `check_label`), or None for none.
+
+    Returns:
+        The object's text, e.g. ``'<loc0000>…<seg012> cat'``.
+
+    Raises:
+        ValueError: not 4 loc or 16 seg indices, an index out of range, or a label that would not
+            parse back (see `check_label`).
+        TypeError: a label that is not a str.
 
     Examples:
         >>> format_object((0, 1, 2, 3), label="cat")
@@ -157,11 +199,15 @@ class ParsedObject:
     """One well-formed object of an answer.
 
     Attributes:
-      index: 0-based position among the answer's objects (skipped ones count too).
-      offset: character offset of the object's first token in the text.
-      loc: 4 ints in 0..1023 (y1, x1, y2, x2), with y2 > y1 and x2 > x1.
-      seg: 16 ints in 0..127, or None for a detection-only object.
-      label: the label, stripped of surrounding whitespace (may be empty).
+        index (int): 0-based position among the answer's objects (skipped ones count too).
+        offset (int): character offset of the object's first token in the text.
+        loc (tuple[int, int, int, int]): 4 ints in 0..1023 (y1, x1, y2, x2), with y2 > y1 and x2 > x1.
+        seg (tuple[int, ...] | None): 16 ints in 0..127, or None for a detection-only object.
+        label (str): the label, stripped of surrounding whitespace (may be empty).
+
+    Examples:
+        >>> parse_objects("<loc0001><loc0002><loc0003><loc0004> cat").objects[0]
+        ParsedObject(index=0, offset=0, loc=(1, 2, 3, 4), seg=None, label='cat')
     """
 
     index: int
@@ -176,10 +222,14 @@ class SkippedObject:
     """One malformed object that lenient parsing skipped: where it was and why.
 
     Attributes:
-      index: 0-based position among the answer's objects.
-      offset: character offset in the text where the problem was found.
-      reason: what was wrong, in words (quoted tokens and junk are cut to 20 characters).
-      text: the object's text without surrounding whitespace, cut to its first 60 characters.
+        index (int): 0-based position among the answer's objects.
+        offset (int): character offset in the text where the problem was found.
+        reason (str): what was wrong, in words (quoted tokens and junk are cut to 20 characters).
+        text (str): the object's text without surrounding whitespace, cut to its first 60 characters.
+
+    Examples:
+        >>> parse_objects("junk").skipped[0]
+        SkippedObject(index=0, offset=0, reason='expected 4 loc tokens, got 0', text='junk')
     """
 
     index: int
@@ -193,7 +243,17 @@ class SkippedObject:
 
 @dataclass(frozen=True)
 class ParseResult:
-    """What `parse_objects` found: the well-formed objects and the skipped ones, in text order."""
+    """What `parse_objects` found: the well-formed objects and the skipped ones, in text order.
+
+    Attributes:
+        objects (list[ParsedObject]): the well-formed objects.
+        skipped (list[SkippedObject]): the malformed objects that lenient parsing skipped.
+
+    Examples:
+        >>> result = parse_objects("<loc0001><loc0002><loc0003><loc0004> cat ; junk")
+        >>> [o.label for o in result.objects], [s.text for s in result.skipped]
+        (['cat'], ['junk'])
+    """
 
     objects: list[ParsedObject] = field(default_factory=list)
     skipped: list[SkippedObject] = field(default_factory=list)

@@ -57,6 +57,16 @@ def draw_segments(
 
     Returns:
       A new RGB image of the same size.
+
+    Examples:
+    >>> from paligemma_segcodec import decode_tokens, encode_mask, load_codec
+    >>> from paligemma_segcodec.maskio import read_image, read_mask
+    >>> codec = load_codec("tests/data/fixture-vae.npz")
+    >>> image = read_image("tests/data/water/images/water_body_8892.jpg")
+    >>> answer = encode_mask(read_mask("tests/data/water/masks/water_body_8892.jpg"), label="water", codec=codec)
+    >>> segments = decode_tokens(answer, height=image.height, width=image.width, codec=codec)
+    >>> draw_segments(image, segments, backend="pillow").size
+    (72, 89)
     """
     base = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
     # supervision's Detections hold one full-size mask per object: "auto" uses it only while that
