@@ -1,6 +1,14 @@
 """``segcodec eval``: score a model's answers against ground-truth masks.
 
-Definitions (as big_vision's PaliGemma segmentation evaluator, extended to several objects per image):
+Two protocols (``evaluate(protocol=...)``, ``segcodec eval --protocol``; docs/evaluation.md sets them
+side by side):
+
+- ``"big_vision"``: big_vision's PaliGemma segmentation evaluator, number for number: the first
+  object of each answer only, ``miou``, ``boxacc/<t>``, ``invalid``, ``total`` (see
+  `paligemma_segcodec.datasets.bv_protocol`).
+- ``"segcodec"`` (the default): every object of an answer, defined below.
+
+The ``"segcodec"`` protocol (big_vision's paste, extended to several objects per image):
 
 - Each prediction is decoded at the ground truth's size (``convention="big_vision"`` paste) and the
   predicted objects are merged into one mask (each pasted inside its box, so memory is one
@@ -20,7 +28,7 @@ import functools
 import json
 import os
 import warnings
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,22 +36,39 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
+from paligemma_segcodec.boxes import LOC_MAX
+from paligemma_segcodec.datasets.bv_protocol import (
+    BV_DET_IOUS,
+    bv_box_iou,
+    bv_ground_truth_box,
+    bv_metrics,
+    check_det_ious,
+    read_bv_answer,
+)
 from paligemma_segcodec.datasets.files import IMAGE_EXTENSIONS, Problem, non_utf8_name, unreadable
 from paligemma_segcodec.datasets.parallel import ordered_map, resolve_workers
 from paligemma_segcodec.errors import SkippedObjectWarning
 from paligemma_segcodec.maskio import binarize, read_mask_values
+from paligemma_segcodec.progress import Progress
+from paligemma_segcodec.progress import wrap as wrap_progress
 from paligemma_segcodec.safeio import atomic_write, open_regular
 from paligemma_segcodec.segment import paste_mask_in_box
 
 if TYPE_CHECKING:
     from paligemma_segcodec.codec import Codec
 
-__all__ = ["EvalReport", "ImageScore", "evaluate", "read_predictions"]
+__all__ = ["PROTOCOLS", "EvalReport", "ImageScore", "evaluate", "read_predictions", "score_image_bv"]
+
+PROTOCOLS = ("segcodec", "big_vision")
+"""The scoring protocols of `evaluate`: ours (every object) and big_vision's evaluator's (first object)."""
 
 
 @dataclass(frozen=True)
 class ImageScore:
+    """One image's score (one CSV row); ``protocol`` says which definitions produced it."""
+
     image: str
     iou: float
     box_iou: float
@@ -53,22 +78,38 @@ class ImageScore:
     ground_truth: int
     invalid: bool
     skipped_objects: int
+    protocol: str = "segcodec"
 
 
 @dataclass
 class EvalReport:
-    """Per-image scores, and the ground-truth files or records that could not be used."""
+    """Per-image scores, and the ground-truth files or records that could not be used.
+
+    ``protocol`` and ``det_ious`` (the ``"big_vision"`` protocol's box-accuracy thresholds) say how
+    `metrics` summarizes the scores.
+    """
 
     scores: list[ImageScore] = field(default_factory=list)
     skipped: list[Problem] = field(default_factory=list)
+    protocol: str = "segcodec"
+    det_ious: tuple[float, ...] = BV_DET_IOUS
 
-    def metrics(self) -> dict[str, float | int]:
+    def metrics(self) -> dict[str, float | int | str]:
+        """The protocol's metrics, ``{"protocol": name, …}`` (see the module docstring).
+
+        ``"segcodec"``: ``images``, ``miou``, ``ciou``, ``box_acc@0.5``, ``box_acc@0.75``, ``invalid``,
+        ``skipped_objects``. ``"big_vision"``: ``miou``, ``boxacc/<t>`` per threshold, ``invalid``,
+        ``total`` (`paligemma_segcodec.datasets.bv_protocol.bv_metrics`).
+        """
+        if self.protocol == "big_vision":
+            return {"protocol": self.protocol, **bv_metrics(self.scores, self.det_ious)}
         if not self.scores:
-            return {"images": 0}
+            return {"protocol": self.protocol, "images": 0}
         ious = np.array([s.iou for s in self.scores])
         with_gt = [s for s in self.scores if s.ground_truth > 0]
         union = sum(s.union for s in self.scores)
         return {
+            "protocol": self.protocol,
             "images": len(self.scores),
             "miou": float(ious.mean()),
             "ciou": float(sum(s.intersection for s in self.scores) / union) if union else 1.0,
@@ -177,6 +218,74 @@ def score_image(image: str, text: str | None, gt: npt.NDArray[np.bool_], *, code
     return ImageScore(image, iou, box_iou, inter, union, len(segs), n_gt, invalid, len(parsed.skipped))
 
 
+def score_image_bv(
+    image: str,
+    text: str | None,
+    gt: npt.NDArray[np.bool_],
+    *,
+    gt_box: npt.ArrayLike | None = None,
+    codec: Codec | None = None,
+) -> ImageScore:
+    """One image's score under big_vision's protocol (see `paligemma_segcodec.datasets.bv_protocol`).
+
+    Args:
+      image: the image's name (kept in the score).
+      text: the answer, or None when there is no prediction for the image (invalid).
+      gt: bool ``(H, W)`` ground-truth mask at the image's full size.
+      gt_box: normalized ``(y1, x1, y2, x2)`` ground-truth box; None = `bv_ground_truth_box` of ``gt``.
+      codec: decodes the ``<seg>`` tokens; None = the shared default (loaded only for a read answer).
+
+    Returns:
+      An `ImageScore` with ``protocol="big_vision"``: ``iou`` (mask IoU, 0 when invalid; NaN when the
+      mask and the prediction are both empty), ``box_iou``, ``intersection`` and ``union`` (pixels;
+      0 and the ground truth's area when invalid), ``predicted`` (1 when the answer is read),
+      ``ground_truth`` (1 when the mask is not empty), ``invalid``, ``skipped_objects`` (the objects
+      of the answer that the protocol ignores: all but the first, or all of them when invalid).
+
+    Raises:
+      ValueError: ``gt`` is not a non-empty 2-D mask, or ``gt_box`` does not have 4 values.
+
+    Example:
+        >>> gt = np.ones((10, 10), bool)
+        >>> s = score_image_bv("a.png", "<loc0000><loc0000><loc1023> cat", gt)  # malformed: invalid
+        >>> s.iou, s.box_iou, s.invalid
+        (0.0, 0.0, True)
+    """
+    from paligemma_segcodec.tokens import parse_objects
+
+    gt = np.asarray(gt, dtype=bool)
+    gt_b = bv_ground_truth_box(gt) if gt_box is None else np.asarray(gt_box)
+    if gt_b.shape != (4,):
+        raise ValueError(f"gt_box must have 4 values (y1, x1, y2, x2), got shape {gt_b.shape}")
+    h, w = gt.shape
+    gt_area = int(np.count_nonzero(gt))
+    n_gt = int(gt_area > 0)
+    read = None if text is None else read_bv_answer(text)
+    n_objects = 0 if text is None else len(parse_objects(text).objects)
+    ignored = max(n_objects - 1, 0) if read is not None else n_objects
+
+    tokens = np.zeros(4, np.int32) if read is None else np.array(read[0], np.int32)
+    box = tokens / LOC_MAX  # float64 in [0, 1], as the evaluator: tokens / 1023
+    box_iou = bv_box_iou(list(box), list(gt_b))
+    y1, x1, y2, x2 = int(box[0] * h), int(box[1] * w), int(box[2] * h), int(box[3] * w)
+    if read is None or x2 <= x1 or y2 <= y1:  # the pixel box can still be empty after int()
+        return ImageScore(image, 0.0, box_iou, 0, gt_area, int(read is not None), n_gt, True, ignored, "big_vision")
+    if codec is None:
+        from paligemma_segcodec.api import default_codec
+
+        codec = default_codec()
+    logits = codec.decode_indices(np.array([read[1]], np.int32))[0]
+    resized = Image.fromarray(np.ascontiguousarray(logits, dtype=np.float32)).resize(
+        (x2 - x1, y2 - y1), resample=Image.Resampling.BILINEAR
+    )
+    pred = np.asarray(resized) > 0.0
+    inter = int(np.count_nonzero(gt[y1:y2, x1:x2] & pred))
+    union = gt_area + int(np.count_nonzero(pred)) - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = float(np.int64(inter) / np.int64(union))  # 0 / 0 = NaN, as the evaluator
+    return ImageScore(image, iou, box_iou, inter, union, 1, n_gt, False, ignored, "big_vision")
+
+
 def _read_gt_mask(p: Path, threshold: int) -> tuple[str, npt.NDArray[np.bool_]] | Problem:
     """A reading thread's work for one mask file: ``(stem, pixels)``, or the `Problem`."""
     problem = non_utf8_name(p, "mask")
@@ -189,15 +298,19 @@ def _read_gt_mask(p: Path, threshold: int) -> tuple[str, npt.NDArray[np.bool_]] 
     return p.stem, binarize(values, threshold)
 
 
+def _mask_files(masks_dir: Path) -> list[Path]:
+    """The mask files of a folder, in file-name order."""
+    return [
+        p for p in sorted(masks_dir.iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+    ]
+
+
 def _gt_from_masks(
-    masks_dir: Path, threshold: int, skipped: list[Problem], workers: int = 1
+    files: list[Path], threshold: int, skipped: list[Problem], workers: int = 1
 ) -> Generator[tuple[str, npt.NDArray[np.bool_]], None, None]:
     """Each mask file's pixels (read on ``workers`` threads, in file-name order); an unreadable or
     special file (FIFO, folder, broken link) goes to ``skipped`` and is never opened for a blocking
     read."""
-    files = [
-        p for p in sorted(masks_dir.iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
-    ]
     work = functools.partial(_read_gt_mask, threshold=threshold)
     with closing(ordered_map(work, files, workers=workers)) as found:
         for item in found:
@@ -207,10 +320,13 @@ def _gt_from_masks(
                 yield item
 
 
-def _gt_from_coco(annotations: Path, workers: int = 1) -> Generator[tuple[str, npt.NDArray[np.bool_]], None, None]:
-    """Each image's merged non-crowd annotations (decoded on ``workers`` threads, in order). Records
-    that fail `coco.read_coco`'s checks and annotations that `coco.annotation_mask` refuses are
-    skipped, one warning each (``FILE: reason``), warned in the caller's thread in file order."""
+def _gt_from_coco(
+    annotations: Path, workers: int = 1
+) -> tuple[int, Generator[tuple[str, npt.NDArray[np.bool_]], None, None]]:
+    """``(number of images, each image's merged non-crowd annotations)`` (decoded on ``workers``
+    threads, in order). Records that fail `coco.read_coco`'s checks and annotations that
+    `coco.annotation_mask` refuses are skipped, one warning each (``FILE: reason``), warned in the
+    caller's thread in file order."""
     from paligemma_segcodec.datasets.coco import CocoAnnotation, CocoImage, annotation_mask, read_coco
 
     coco = read_coco(annotations, need_size=True)
@@ -238,11 +354,15 @@ def _gt_from_coco(annotations: Path, workers: int = 1) -> Generator[tuple[str, n
         return Path(info.file_name).stem, mask, messages
 
     images = sorted(coco.images, key=lambda im: (im.file_name, im.id))
-    with closing(ordered_map(image_mask, images, workers=workers)) as found:
-        for stem, mask, messages in found:
-            for message in messages:
-                warnings.warn(message, UserWarning, stacklevel=2)
-            yield stem, mask
+
+    def masks() -> Generator[tuple[str, npt.NDArray[np.bool_]], None, None]:
+        with closing(ordered_map(image_mask, images, workers=workers)) as found:
+            for stem, mask, messages in found:
+                for message in messages:
+                    warnings.warn(message, UserWarning, stacklevel=2)
+                yield stem, mask
+
+    return len(images), masks()
 
 
 def evaluate(
@@ -253,6 +373,9 @@ def evaluate(
     threshold: int = 127,
     codec: Codec | None = None,
     workers: int | None = None,
+    protocol: str = "segcodec",
+    det_ious: Sequence[float] | None = None,
+    progress: Progress = True,
 ) -> EvalReport:
     """Scores predictions (image name → answer text) against a masks folder or a COCO file.
 
@@ -262,13 +385,55 @@ def evaluate(
     are listed in ``EvalReport.skipped`` (never opened for a blocking read), and then so are the
     predictions left without ground truth.
 
-    ``workers``: threads reading the ground truth (None: the CPU count; 1: no threads); the report
-    is the same, in the same order, whatever the number.
+    An image's ground truth is one mask: the mask file's foreground pixels (``> threshold``, see
+    `paligemma_segcodec.maskio.binarize`), or the union of the image's non-crowd COCO annotations.
+    Under ``protocol="big_vision"`` its box is the mask's tight box (`bv_protocol.bv_ground_truth_box`;
+    a COCO annotation's ``bbox`` field is not used).
+
+    Args:
+      predictions: image name (or path; matched by stem) → the model's answer.
+      masks_dir: the ground-truth masks folder (give this or ``coco``).
+      coco: a COCO instances JSON with the ground truth (needs image sizes).
+      threshold: mask files: pixels ``> threshold`` are the object (a 0/1 mask: ``> 0``).
+      codec: decodes ``<seg>`` tokens; None = the shared default, loaded when needed.
+      workers: threads reading the ground truth (None: the CPU count; 1: no threads); the report
+        is the same, in the same order, whatever the number.
+      protocol: ``"segcodec"`` (every object of an answer; the default) or ``"big_vision"``
+        (big_vision's evaluator: the first object only; see `paligemma_segcodec.datasets.bv_protocol`).
+      det_ious: ``"big_vision"`` only: box-accuracy thresholds (default ``(0.5, 0.75)``, the
+        evaluator's), one ``boxacc/<t>`` metric each.
+      progress: report progress on stderr, one step per ground-truth image: True (a bar on a
+        terminal, a line every few seconds elsewhere; see `paligemma_segcodec.progress.track`), False,
+        or a callable with `track`'s signature.
+
+    Returns:
+      The `EvalReport` (``report.metrics()`` for the numbers, ``report.write_csv`` per image).
+
+    Raises:
+      ValueError: not exactly one of ``masks_dir`` / ``coco``, an unknown ``protocol``, ``det_ious``
+        with the ``"segcodec"`` protocol or bad thresholds, predictions without ground truth (see
+        above), an unusable COCO file.
+      OSError: the masks folder or COCO file cannot be read.
+
+    Example:
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> Image.fromarray(np.full((4, 4), 255, np.uint8)).save(folder / "a.png")
+        >>> report = evaluate({"a.jpg": "<loc0000><loc0000><loc1023> oops"}, masks_dir=folder, protocol="big_vision")
+        >>> report.metrics()
+        {'protocol': 'big_vision', 'miou': 0.0, 'boxacc/0.5': 0.0, 'boxacc/0.75': 0.0, 'invalid': 1, 'total': 1}
     """
     if (masks_dir is None) == (coco is None):
         raise ValueError("give exactly one of masks_dir or coco")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {', '.join(map(repr, PROTOCOLS))}, got {protocol!r}")
+    if det_ious is not None and protocol != "big_vision":
+        raise ValueError("det_ious (box IoU thresholds) apply to protocol='big_vision' only")
+    thresholds = check_det_ious(BV_DET_IOUS if det_ious is None else det_ious)
     n_workers = resolve_workers(workers)
-    report = EvalReport()
+    report = EvalReport(protocol=protocol, det_ious=thresholds)
+    score = score_image_bv if protocol == "big_vision" else score_image
     by_stem = {Path(k).stem: v for k, v in predictions.items()}
     seen = set()
     with warnings.catch_warnings(record=True) as caught:
@@ -276,15 +441,15 @@ def evaluate(
         # score_image ignores these too; here as well, because warnings' filters are process-wide:
         # a reading thread's own catch_warnings (Pillow's bomb warning) can restore them mid-image
         warnings.simplefilter("ignore", SkippedObjectWarning)
-        gt = (
-            _gt_from_masks(Path(masks_dir), threshold, report.skipped, n_workers)
-            if masks_dir is not None
-            else _gt_from_coco(Path(str(coco)), n_workers)
-        )
+        if masks_dir is not None:
+            files = _mask_files(Path(masks_dir))
+            total, gt = len(files), _gt_from_masks(files, threshold, report.skipped, n_workers)
+        else:
+            total, gt = _gt_from_coco(Path(str(coco)), n_workers)
         with closing(gt):
-            for stem, mask in gt:
+            for stem, mask in wrap_progress(progress, gt, total=total, desc="eval"):
                 seen.add(stem)
-                report.scores.append(score_image(stem, by_stem.get(stem), mask, codec=codec))
+                report.scores.append(score(stem, by_stem.get(stem), mask, codec=codec))
     for w in caught:
         if issubclass(w.category, SkippedObjectWarning):
             warnings.warn(w.message, w.category, stacklevel=2)  # the answers' own warnings: passed on
