@@ -205,11 +205,11 @@ def test_convert_coco_reports_faulty_annotations_and_files(tmp_path: Path, segco
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--label", ""], "Invalid value for '--label': label is empty"),
-        (["--label", "water;lake"], "Invalid value for '--label': label may not contain ';'"),
-        (["--label", "water "], "Invalid value for '--label': label has leading or trailing whitespace"),
-        (["--classes", "1=water,2="], "Invalid value for '--classes': --classes must look like 1=water,2=road"),
-        (["--classes", "1=water,2=<road>"], "Invalid value for '--classes': class name of 2 may not contain"),
+        (["--label", ""], "--label: label is empty"),
+        (["--label", "water;lake"], "--label: label may not contain ';'"),
+        (["--label", "water "], "--label: label has leading or trailing whitespace"),
+        (["--classes", "1=water,2="], "--classes: --classes must look like 1=water,2=road"),
+        (["--classes", "1=water,2=<road>"], "--classes: class name of 2 may not contain"),
     ],
 )
 def test_convert_rejects_bad_labels_before_writing_anything(
