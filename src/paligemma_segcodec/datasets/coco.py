@@ -56,9 +56,22 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from paligemma_segcodec.boxes import Convention, box_to_loc, loc_to_pixels
+from paligemma_segcodec.coco_masks import (  # the checks and conversions, shared with the API
+    MAX_PIXELS,
+    MAX_POLYGON_POINTS,
+    MAX_POLYGON_STEPS,
+    POLYGON_MARGIN,
+    _decode,
+    _describe,
+    _is_int,
+    _polygons,
+    _size_fault,
+    mask_to_polygons,
+    mask_to_rle,
+    rle_counts,
+)
 from paligemma_segcodec.datasets.files import MaskObject, Problem, unreadable
 from paligemma_segcodec.datasets.parallel import ordered_map, resolve_workers
 from paligemma_segcodec.errors import UnsafePathError
@@ -83,16 +96,6 @@ __all__ = [
     "rle_counts",
     "segments_to_coco",
 ]
-
-MAX_PIXELS = 2**28
-"""Largest ``width * height`` accepted from a COCO file (268,435,456 pixels: a 256 MiB uint8 mask)."""
-MAX_POLYGON_POINTS = 500_000
-"""Most polygon points (x, y pairs) in one annotation, all its polygons together."""
-MAX_POLYGON_STEPS = 2**23
-"""Most rasterization steps of one annotation's polygon outlines (pycocotools: 5 per pixel of outline)."""
-POLYGON_MARGIN = 1.0
-"""How far (pixels) a polygon point may lie outside the image (rounding in exporters)."""
-
 
 # ---------------------------------------------------------------------------------------------
 # Reading and checking the JSON records (no pycocotools)
@@ -134,28 +137,6 @@ class CocoFile:
     refused_categories: dict[int, str] = field(default_factory=dict)  # id → why
 
 
-def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _describe(v: object) -> str:
-    """A JSON value in words, short: ``a string ('1')``, ``null``, ``a list``."""
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return f"a boolean ({str(v).lower()})"
-    if isinstance(v, str):
-        return f"a string ({v[:40]!r}{'…' if len(v) > 40 else ''})"
-    if isinstance(v, (int, float)):
-        text = str(v) if not isinstance(v, int) or abs(v) < 10**30 else f"an integer of {len(str(abs(v)))} digits"
-        return f"a number ({text})"
-    if isinstance(v, list):
-        return f"a list ({len(v)} items)"
-    if isinstance(v, dict):
-        return "an object"
-    return f"a {type(v).__name__}"
-
-
 def _show(v: object) -> str:
     """An id for a problem's file field: ints as they are, anything else short and quoted."""
     if _is_int(v):
@@ -169,17 +150,6 @@ def _int_fault(entry: Mapping[str, Any], key: str) -> str | None:
         return f"no {key!r}"
     if not _is_int(entry[key]):
         return f"{key} must be an integer, got {_describe(entry[key])}"
-    return None
-
-
-def _size_fault(width: object, height: object) -> str | None:
-    """Why ``width × height`` is not a usable image size, or None."""
-    for name, v in (("width", width), ("height", height)):
-        if not _is_int(v) or v <= 0:  # type: ignore[operator]
-            return f"{name} must be a positive integer, got {_describe(v)}"
-    assert isinstance(width, int) and isinstance(height, int)
-    if width * height > MAX_PIXELS:
-        return f"{width}x{height} = {width * height:,} pixels exceeds the cap of {MAX_PIXELS:,} pixels"
     return None
 
 
@@ -342,144 +312,6 @@ def _read_annotations(out: CocoFile, entries: list[Any]) -> None:
 # Segmentations: checked in Python, then decoded by pycocotools
 
 
-def rle_counts(counts: str) -> list[int]:
-    """The run lengths of a compressed COCO RLE string (pycocotools' ``rleFrString``, in Python).
-
-    Each run is a little-endian sequence of 5-bit groups, one character (``chr(48 + group)``) each,
-    ``0x20`` marking "more groups follow" and ``0x10`` of the last group the sign; from the fourth
-    run on, the value is a difference to the run two before.
-
-    Raises:
-      ValueError: a character outside ``'0'``..``'o'``, a run of more than 6 characters (beyond
-        30 bits, where the C code overflows), a string that ends inside a run, or a negative run.
-    """
-    out: list[int] = []
-    p, n = 0, len(counts)
-    while p < n:
-        x = k = 0
-        while True:
-            if p >= n:
-                raise ValueError(f"compressed RLE counts end inside run {len(out)} (a truncated string)")
-            c = ord(counts[p]) - 48
-            if not 0 <= c <= 63:
-                raise ValueError(f"compressed RLE counts contain {counts[p]!r} at character {p} (allowed: '0' to 'o')")
-            if k == 6:
-                raise ValueError(f"compressed RLE counts: run {len(out)} is longer than 6 characters")
-            x |= (c & 0x1F) << (5 * k)
-            p += 1
-            k += 1
-            if not c & 0x20:
-                if c & 0x10:
-                    x -= 1 << (5 * k)  # sign-extend
-                break
-        if len(out) > 2:
-            x += out[-2]
-        if x < 0:
-            raise ValueError(f"compressed RLE counts decode to a negative run ({x}) at run {len(out)}")
-        out.append(x)
-    return out
-
-
-def _polygon_fault(seg: list[Any], height: int, width: int) -> str | None:
-    if not seg:
-        return "empty segmentation (no polygon)"
-    total = 0
-    for i, poly in enumerate(seg):
-        if not isinstance(poly, list):
-            return f"polygon {i} is not a list of numbers (it is {_describe(poly)})"
-        total += len(poly)
-    if total > 2 * MAX_POLYGON_POINTS:
-        return f"polygons with {total // 2:,} points exceed the cap of {MAX_POLYGON_POINTS:,} points per annotation"
-    steps = 0
-    for i, poly in enumerate(seg):
-        if len(poly) < 6 or len(poly) % 2:
-            return f"polygon {i} has {len(poly)} numbers: needs x,y pairs of at least 3 points"
-        bad = next((v for v in poly if not isinstance(v, (int, float)) or isinstance(v, bool)), poly)
-        if bad is not poly:
-            return f"polygon {i} is not a list of numbers (it holds {_describe(bad)})"
-        try:
-            xy = np.array(poly, dtype=np.float64).reshape(-1, 2)
-        except OverflowError:
-            return f"polygon {i} has a number too large for a coordinate"
-        if not np.isfinite(xy).all():
-            return f"polygon {i} has a coordinate that is NaN or infinite"
-        lo, hi = -POLYGON_MARGIN, np.array([width, height]) + POLYGON_MARGIN
-        outside = ((xy < lo) | (xy > hi)).any(axis=1)
-        if outside.any():
-            x, y = xy[int(np.argmax(outside))]
-            return f"polygon {i} has the point ({x:g}, {y:g}) outside the {width}x{height} image"
-        scaled = np.trunc(xy * 5 + 0.5)  # pycocotools' rleFrPoly: (int)(5 * v + .5)
-        steps += int((np.abs(scaled - np.roll(scaled, -1, axis=0)).max(axis=1) + 1).sum())
-    if steps > MAX_POLYGON_STEPS:
-        return (
-            f"polygon outlines too long to rasterize: {steps:,} steps exceed the cap of {MAX_POLYGON_STEPS:,} "
-            "(5 per pixel of outline)"
-        )
-    return None
-
-
-def _rle_fault(seg: Mapping[str, Any], height: int, width: int) -> tuple[str | None, list[int] | bytes]:
-    if "counts" not in seg or "size" not in seg:
-        return "RLE segmentation without 'counts' and 'size'", b""
-    size = seg["size"]
-    if not isinstance(size, list) or len(size) != 2 or not all(_is_int(v) for v in size):
-        return f"RLE size must be [height, width] integers, got {_describe(size)}", b""
-    if (size[0], size[1]) != (height, width):
-        return f"size mismatch: segmentation is {size[1]}x{size[0]}, image is {width}x{height}", b""
-    counts = seg["counts"]
-    if isinstance(counts, str):
-        try:
-            runs = rle_counts(counts)
-        except ValueError as err:
-            return str(err), b""
-        encoded: list[int] | bytes = counts.encode("ascii")
-    elif isinstance(counts, list):
-        bad = next((v for v in counts if not _is_int(v) or v < 0), counts)
-        if bad is not counts:
-            return f"RLE counts must be non-negative integers, got {_describe(bad)}", b""
-        runs = encoded = counts
-    else:
-        return f"RLE counts must be a list of integers or a string, got {_describe(counts)}", b""
-    total = sum(runs)
-    if total != height * width:
-        return f"RLE counts add up to {total:,} pixels, not height x width = {height * width:,}", b""
-    return None, encoded
-
-
-def _decode(seg: Any, height: int, width: int) -> npt.NDArray[np.uint8]:
-    """A checked segmentation → uint8 ``(height, width)`` (Fortran order), or ValueError saying why not."""
-    from pycocotools import mask as mask_utils
-
-    fault = _size_fault(width, height)
-    if fault:
-        raise ValueError(f"image size: {fault}")
-    if seg is None:
-        raise ValueError("no segmentation")
-    if isinstance(seg, list):
-        fault = _polygon_fault(seg, height, width)
-        if fault:
-            raise ValueError(fault)
-        polys = [[float(v) for v in poly] for poly in seg]
-        try:
-            rle = mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
-        except Exception as err:  # not expected after the checks
-            raise ValueError(f"undecodable segmentation: {err}") from None
-    elif isinstance(seg, dict):
-        fault, counts = _rle_fault(seg, height, width)
-        if fault:
-            raise ValueError(fault)
-        if isinstance(counts, bytes):
-            rle = {"size": [height, width], "counts": counts}
-        else:
-            rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
-    else:
-        raise ValueError(f"segmentation must be a list of polygons or an RLE object, got {_describe(seg)}")
-    try:
-        return mask_utils.decode(rle)  # type: ignore[no-any-return]
-    except Exception as err:  # not expected after the checks
-        raise ValueError(f"undecodable segmentation: {err}") from None
-
-
 def annotation_mask(ann: Mapping[str, Any], height: int, width: int) -> npt.NDArray[np.bool_]:
     """An annotation's ``segmentation`` (polygons or RLE) as a bool ``(height, width)`` mask,
     checked first (see the module docstring) so that pycocotools only sees well-formed input.
@@ -638,90 +470,6 @@ def coco_examples(
 
 # ---------------------------------------------------------------------------------------------
 # Masks → COCO
-
-
-def mask_to_rle(mask: npt.ArrayLike) -> dict[str, Any]:
-    """bool ``(H, W)`` → COCO RLE ``{"size": [H, W], "counts": str}`` (JSON-ready)."""
-    from pycocotools import mask as mask_utils
-
-    rle = mask_utils.encode(np.asfortranarray(np.asarray(mask, dtype=np.uint8)))
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
-
-def mask_to_polygons(mask: npt.ArrayLike) -> list[list[float]]:
-    """bool ``(H, W)`` → COCO polygons (outer contours of each component, x,y pixel-corner coordinates).
-
-    Uses contour tracing on the pixel grid (OpenCV-free): each polygon follows the boundary of a
-    connected component; holes are not represented (use RLE for exact masks).
-    """
-    return _polygons(np.asarray(mask, dtype=bool), 0, 0)
-
-
-def _polygons(m: npt.NDArray[np.bool_], top: int, left: int) -> list[list[float]]:
-    """`mask_to_polygons` of a crop whose top-left pixel is ``(top, left)`` in the image."""
-    polygons: list[list[float]] = []
-    if m.size == 0:
-        return polygons
-    labels, count = ndimage.label(m, structure=np.ones((3, 3), bool))
-    for i, slc in enumerate(ndimage.find_objects(labels, max_label=count), start=1):
-        comp = np.pad(labels[slc] == i, 1)
-        poly = _trace(comp)
-        if len(poly) >= 3:
-            oy, ox = slc[0].start - 1 + top, slc[1].start - 1 + left
-            polygons.append([float(v) for y, x in poly for v in (x + ox, y + oy)])
-    return polygons
-
-
-def _trace(comp: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
-    """Outer boundary of one padded, 8-connected component: pixel-corner vertices ``(y, x)``, clockwise.
-
-    Boundary edges are oriented with the component on their right; at a corner where two pixels touch
-    diagonally the walk turns left first, so diagonal neighbours stay inside the same polygon.
-    """
-    c = comp
-    up, down = np.zeros_like(c), np.zeros_like(c)
-    up[1:], down[:-1] = c[:-1], c[1:]
-    left, right = np.zeros_like(c), np.zeros_like(c)
-    left[:, 1:], right[:, :-1] = c[:, :-1], c[:, 1:]
-    nxt: dict[tuple[int, int], list[tuple[int, int]]] = {}
-    for (dy0, dx0, dy1, dx1), sel in (
-        ((0, 0, 0, 1), c & ~up),  # top edge, heading east
-        ((0, 1, 1, 1), c & ~right),  # right edge, heading south
-        ((1, 1, 1, 0), c & ~down),  # bottom edge, heading west
-        ((1, 0, 0, 0), c & ~left),  # left edge, heading north
-    ):
-        for y, x in zip(*np.nonzero(sel), strict=True):
-            nxt.setdefault((int(y) + dy0, int(x) + dx0), []).append((int(y) + dy1, int(x) + dx1))
-    ys, xs = np.nonzero(c)
-    start = (int(ys[0]), int(xs[0]))  # top-left corner of the top-most, left-most pixel: outer boundary
-    pos, heading = start, (0, 1)
-    out = [start]
-    used: set[tuple[tuple[int, int], tuple[int, int]]] = set()
-    while True:
-        dy, dx = heading
-        options = [q for q in nxt.get(pos, []) if (pos, q) not in used]
-        if not options:
-            break
-        turn_rank = {(-dx, dy): 0, (dy, dx): 1, (dx, -dy): 2}  # left, straight, right (y down)
-        q = min(options, key=lambda q: turn_rank.get((q[0] - pos[0], q[1] - pos[1]), 3))
-        used.add((pos, q))
-        heading = (q[0] - pos[0], q[1] - pos[1])
-        if len(out) >= 2 and _collinear(out[-2], out[-1], q):
-            out[-1] = q
-        else:
-            out.append(q)
-        pos = q
-        if pos == start:
-            break
-    if out[-1] == start:
-        out.pop()
-    if len(out) >= 3 and _collinear(out[-1], out[0], out[1]):
-        out.pop(0)
-    return out
-
-
-def _collinear(a: tuple[int, int], b: tuple[int, int], c: tuple[int, int]) -> bool:
-    return (b[0] - a[0]) * (c[1] - b[1]) == (b[1] - a[1]) * (c[0] - b[0])
 
 
 def _segment_crop(s: Segment, height: int, width: int, convention: Convention) -> tuple[int, int, Any] | None:
