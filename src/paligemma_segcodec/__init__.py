@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING, Any
 from paligemma_segcodec._version import __version__
 from paligemma_segcodec.boxes import (
     box_to_loc,
+    from_coco_xywh,
     loc_to_box,
     loc_to_pixels,
     pixels_to_box,
     tight_box,
+    to_coco_xywh,
     xyxy_to_yxyx,
     yxyx_to_xyxy,
 )
@@ -67,6 +69,7 @@ __all__ = [
     "encode_mask",
     "encode_masks",
     "format_object",
+    "from_coco_xywh",
     "iter_decode_tokens",
     "load_codec",
     "loc_to_box",
@@ -76,6 +79,7 @@ __all__ = [
     "pixels_to_box",
     "prepare_mask",
     "tight_box",
+    "to_coco_xywh",
     "xyxy_to_yxyx",
     "yxyx_to_xyxy",
 ]

@@ -9,18 +9,19 @@ from __future__ import annotations
 import os
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import jax
 import numpy as np
 import numpy.typing as npt
 
 from paligemma_segcodec.boxes import LOC_MAX, Convention
+from paligemma_segcodec.coco_masks import decode_segmentation
 from paligemma_segcodec.codec import Codec, load_codec
 from paligemma_segcodec.errors import SkippedObjectWarning, ThinObjectWarning
-from paligemma_segcodec.prep import MASK_SIZE, PreparedMask, _crops, _prepare, prepare_crop, prepare_mask
+from paligemma_segcodec.prep import MASK_SIZE, PreparedMask, _as_mask, _crops, _prepare, prepare_crop, prepare_mask
 from paligemma_segcodec.resize import resize
 from paligemma_segcodec.segment import Segment, check_size, paste_mask
 from paligemma_segcodec.tokens import ParsedObject, _scan, check_label, format_object
@@ -44,40 +45,143 @@ _R = TypeVar("_R")
 
 
 def default_codec() -> Codec:
-    """The shared codec used when ``codec=None`` (loaded once, see `load_codec`)."""
+    """The shared codec used when ``codec=None`` (loaded once, see `load_codec`).
+
+    Returns:
+      The `Codec` of ``$PALIGEMMA_SEGCODEC_CHECKPOINT`` (or the Hugging Face download), the same
+      object on every call.
+
+    Raises:
+      CheckpointNotFoundError: no checkpoint could be found (see `load_codec`).
+      CheckpointError: the checkpoint file is not a vae-oid checkpoint.
+
+    Example:
+        >>> default_codec() is default_codec()
+        True
+    """
     return load_codec()
 
 
 def encode_mask(
-    mask: npt.ArrayLike,
+    mask: npt.ArrayLike | Mapping[str, Any] | Sequence[Sequence[float]],
     box: Sequence[float] | None = None,
     *,
     label: str | None = None,
     codec: Codec | None = None,
     min_loc_extent: int = 0,
+    height: int | None = None,
+    width: int | None = None,
 ) -> str:
     """One mask → PaliGemma's 4 ``<loc>`` + 16 ``<seg>`` tokens (+ ``" " + label``).
 
+    The mask may be an array, or a COCO segmentation as pycocotools writes it: an RLE dict (its
+    ``size`` gives the image size) or a polygon list (then ``height=`` and ``width=`` give it).
+    A COCO segmentation is checked (see `paligemma_segcodec.coco_masks`) and decoded by pycocotools
+    into the full-size bool mask, which is then encoded as an array would be: the tokens are those
+    of ``encode_mask(decode_segmentation(mask, height=..., width=...))``.
+
     Args:
-      mask: ``(H, W)`` bool, uint8 (0/1 or 0/255) or float in [0, 1].
+      mask: ``(H, W)`` bool, uint8 (0/1 or 0/255) or float in [0, 1]; or a COCO RLE
+        ``{"size": [H, W], "counts": str | bytes | list[int]}`` (compressed or uncompressed);
+        or COCO polygons ``[[x0, y0, x1, y1, ...], ...]`` in pixels (a Python list or tuple; with
+        ``height``/``width`` a list is always read as polygons: pass ``np.asarray(...)`` for a mask
+        written as nested lists).
       box: normalized ``(y1, x1, y2, x2)``; None = the mask's tight box.
       label: appended after a space when given.
       codec: the codec to use; None = the shared default.
       min_loc_extent: 0 (default) writes the reference's ``<loc>`` tokens, warning about a box thinner
         than one ``<loc>`` step; 1 widens such a box by one bin (see `widen_loc`).
+      height: the image height in pixels: needed for polygons; for an RLE or an array, checked
+        against its size.
+      width: the image width in pixels (give both or neither).
 
     Returns:
       e.g. ``"<loc0024><loc0002><loc1004><loc0963><seg057>…<seg012> water"``.
 
     Raises:
-      ValueError / TypeError: see `prepare_mask`.
+      ValueError: a bad mask or box (see `prepare_mask`), an empty mask without a box, a bad COCO
+        segmentation (what is wrong, in words: see `paligemma_segcodec.coco_masks.decode_segmentation`),
+        a size other than ``height`` × ``width``, or a bad label or ``min_loc_extent``.
+      TypeError: a mask that is not numeric, or a ``min_loc_extent`` that is not an int.
+      CheckpointNotFoundError: ``codec=None`` and no checkpoint could be found.
 
     Warns:
       ThinObjectWarning: the box rounds to ``y2 == y1`` or ``x2 == x1`` (with ``min_loc_extent=0``).
+
+    Example:
+        >>> mask = np.zeros((8, 8), bool)
+        >>> mask[2:6, 2:6] = True
+        >>> text = encode_mask(mask, label="square")
+        >>> text[:36], text.count("<seg"), text.endswith(" square")
+        ('<loc0256><loc0256><loc0767><loc0767>', 16, True)
+        >>> rle = {"size": [8, 8], "counts": [18, 4, 4, 4, 4, 4, 4, 4, 18]}  # the same mask
+        >>> encode_mask(rle, label="square") == text
+        True
+        >>> encode_mask([[2, 2, 6, 2, 6, 6, 2, 6]], height=8, width=8, label="square") == text
+        True
     """
+    arrays = _coco_masks([mask], height, width, single=True)
     return _encode_masks(
-        [mask], None if box is None else [box], None if label is None else [label], codec, min_loc_extent, 3
+        arrays, None if box is None else [box], None if label is None else [label], codec, min_loc_extent, 3
     )[0]
+
+
+class _CocoMasks(Sequence[Any]):
+    """``masks`` with each COCO segmentation decoded to a bool array when it is read (one at a time,
+    so a long list never holds all of them at full size); arrays are checked against the size."""
+
+    def __init__(self, masks: Sequence[Any], size: tuple[int, int] | None, single: bool) -> None:
+        self._masks = masks
+        self._size = size
+        self._single = single
+
+    def __len__(self) -> int:
+        return len(self._masks)
+
+    @overload
+    def __getitem__(self, i: int) -> Any: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Any]: ...
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        m = self._masks[i]
+        where = "mask" if self._single else f"mask {i}"
+        h, w = self._size if self._size is not None else (None, None)
+        if isinstance(m, Mapping) or (self._size is not None and isinstance(m, (list, tuple))):
+            try:
+                return decode_segmentation(m, height=h, width=w)
+            except ValueError as err:
+                raise ValueError(f"{where}: {err}") from None
+        if self._size is not None and np.shape(m)[:2] != self._size:
+            raise ValueError(f"{where} has shape {np.shape(m)}, but height={h}, width={w} were given")
+        if isinstance(m, (list, tuple)):  # no size given: a mask as nested lists, or polygons by mistake?
+            try:
+                return _as_mask(m, where)
+            except ValueError as err:
+                raise ValueError(f"{err} (if these are COCO polygons, pass height= and width=)") from None
+        return m
+
+
+def _coco_masks(masks: Any, height: int | None, width: int | None, *, single: bool) -> Any:
+    """``masks`` as `_encode_masks` takes them: wrapped in `_CocoMasks` when a COCO segmentation may be
+    among them (an RLE dict, or ``height``/``width`` given), else as they are."""
+    if (height is None) != (width is None):
+        raise ValueError("give both height and width, or neither")
+    if (
+        getattr(masks, "ndim", None) == 2
+        or isinstance(masks, (str, bytes))
+        or not hasattr(masks, "__len__")
+        or not hasattr(masks, "__getitem__")
+    ):
+        return masks  # not a sequence of masks: _encode_masks says what is wrong
+    if height is not None and width is not None:
+        return _CocoMasks(masks, check_size(height, width), single)
+    if isinstance(masks, np.ndarray) and masks.dtype != object:
+        return masks
+    if any(isinstance(masks[i], (Mapping, list, tuple)) for i in range(len(masks))):
+        return _CocoMasks(masks, None, single)
+    return masks
 
 
 def widen_loc(loc: Sequence[int], min_loc_extent: int = 1) -> tuple[int, int, int, int]:
@@ -91,7 +195,18 @@ def widen_loc(loc: Sequence[int], min_loc_extent: int = 1) -> tuple[int, int, in
     original box (`prepare_mask`, `crop_pixels`), so the decoder pastes that mask over a box at most
     one bin (1/1023 of the side) larger. An answer with ``y2 == y1`` would not parse at all.
 
-    Examples:
+    Args:
+      loc: the 4 ``<loc>`` indices ``(y1, x1, y2, x2)``.
+      min_loc_extent: the least ``y2 - y1`` and ``x2 - x1``, in bins (0..1023).
+
+    Returns:
+      The widened ``(y1, x1, y2, x2)``.
+
+    Raises:
+      TypeError: ``min_loc_extent`` is not an int.
+      ValueError: ``min_loc_extent`` is outside 0..1023.
+
+    Example:
         >>> widen_loc((10, 20, 10, 30))
         (10, 20, 11, 30)
         >>> widen_loc((1023, 5, 1023, 5))
@@ -135,21 +250,26 @@ def _final_locs(
 
 
 def encode_masks(
-    masks: Sequence[npt.ArrayLike],
+    masks: Sequence[npt.ArrayLike | Mapping[str, Any] | Sequence[Sequence[float]]],
     boxes: Sequence[Sequence[float] | None] | None = None,
     labels: Sequence[str | None] | None = None,
     *,
     codec: Codec | None = None,
     min_loc_extent: int = 0,
     device_prep: bool | None = None,
+    height: int | None = None,
+    width: int | None = None,
 ) -> list[str]:
     """Many masks (any sizes) → one token string each, with batched device calls.
 
     Identical to ``[encode_mask(m, b, label=l) for m, b, l in zip(masks, boxes, labels)]``: a mask's
-    tokens do not depend on the rest of the batch (see `Codec.encode_indices`).
+    tokens do not depend on the rest of the batch (see `Codec.encode_indices`). Masks may be arrays
+    or COCO segmentations (RLE dicts, polygon lists), mixed, as in `encode_mask`; each COCO
+    segmentation is decoded when its chunk is prepared, so a long list is never held at full size.
 
     Args:
-      masks: a sequence of 2-D masks (see `encode_mask`); sizes may differ.
+      masks: a sequence of 2-D masks or COCO segmentations (see `encode_mask`); sizes may differ
+        unless ``height``/``width`` are given.
       boxes: None, or one box (or None for the tight box) per mask.
       labels: None, or one label (or None) per mask.
       codec: the codec to use; None = the shared default.
@@ -159,12 +279,30 @@ def encode_masks(
         default backend is an accelerator, else on the host; True = on the device (bit-packed crops
         are uploaded, see `paligemma_segcodec.prep_device`); False = on the host. Float masks are
         always resized on the host. The tokens are the same either way.
+      height: the image height in pixels, for every mask: needed for polygon lists (a list is then
+        always read as polygons); RLE sizes and array shapes are checked against it.
+      width: the image width in pixels (give both or neither).
+
+    Returns:
+      One token string per mask, in order (as `encode_mask` returns them).
 
     Raises:
-      ValueError: mismatched lengths, or a bad mask/box (the message names its index).
-      TypeError: ``masks`` is not a sequence (e.g. a generator: make it a list).
+      ValueError: mismatched lengths, or a bad mask, COCO segmentation or box (the message names its
+        index: ``"mask 3: ..."``), a mask of another size than ``height`` × ``width``, or a bad label.
+      TypeError: ``masks`` is not a sequence (e.g. a generator: make it a list), or a bad flag.
+      CheckpointNotFoundError: ``codec=None`` and no checkpoint could be found.
+
+    Example:
+        >>> a = np.zeros((8, 8), bool)
+        >>> a[2:6, 2:6] = True
+        >>> rle = {"size": [8, 8], "counts": [18, 4, 4, 4, 4, 4, 4, 4, 18]}  # the same mask
+        >>> texts = encode_masks([a, rle, a[:, :4]], labels=["square", "square", None])
+        >>> left_half = texts[2]
+        >>> texts[0] == texts[1], left_half[:36]
+        (True, '<loc0256><loc0512><loc0767><loc1023>')
     """
-    return _encode_masks(masks, boxes, labels, codec, min_loc_extent, 3, device_prep)
+    arrays = _coco_masks(masks, height, width, single=False)
+    return _encode_masks(arrays, boxes, labels, codec, min_loc_extent, 3, device_prep)
 
 
 def _encode_masks(
@@ -327,7 +465,25 @@ def encode_prepared(
 ) -> list[str]:
     """Prepared masks (see `prepare_mask`) → token strings, in one batched `Codec.encode_indices` call.
 
-    ``min_loc_extent``: as in `encode_masks` (the `ThinObjectWarning` names the index in ``prepared``).
+    Args:
+      prepared: the masks, each already cropped and resized (`prepare_mask`, `prepare_crop`).
+      labels: None, or one label (or None) per mask.
+      codec: the codec to use; None = the shared default.
+      min_loc_extent: as in `encode_masks` (the `ThinObjectWarning` names the index in ``prepared``).
+
+    Returns:
+      One token string per prepared mask, in order; ``[]`` for no masks.
+
+    Raises:
+      TypeError: ``min_loc_extent`` is not an int.
+      ValueError: ``min_loc_extent`` is outside 0..1023, or a label is not a valid label.
+      CheckpointNotFoundError: ``codec=None`` and no checkpoint could be found.
+
+    Example:
+        >>> mask = np.zeros((8, 8), bool)
+        >>> mask[2:6, 2:6] = True
+        >>> encode_prepared([prepare_mask(mask)], ["square"]) == [encode_mask(mask, label="square")]
+        True
     """
     _check_extent(min_loc_extent)
     if not prepared:
@@ -381,6 +537,26 @@ def decode_tokens(
       with one `SkippedObjectWarning` per call: their number and the first 5 (use
       `paligemma_segcodec.tokens.parse_objects` for a structured report). The empty string gives ``[]``.
       Lenient mode never raises on a ``str``, and its time is linear in ``len(text)``.
+
+    Raises:
+      MalformedObjectError: ``strict=True`` and an object is malformed.
+      ValueError: only one of ``height``/``width``, or a size that is not positive integers (or
+        more than `MAX_PASTE_PIXELS` pixels), or an unknown ``convention`` (when masks are pasted).
+      TypeError: ``device_paste`` is not True, False or None.
+      CheckpointNotFoundError: ``codec=None``, the answer has ``<seg>`` tokens and no checkpoint
+        could be found.
+
+    Warns:
+      SkippedObjectWarning: lenient mode skipped malformed objects (one warning per call).
+
+    Example:
+        >>> seg = "".join(f"<seg{i:03d}>" for i in range(16))
+        >>> segments = decode_tokens("<loc0000><loc0000><loc0512><loc1023>" + seg + " water", height=4, width=6)
+        >>> s = segments[0]
+        >>> s.label, s.loc, s.mask64.shape, s.mask.shape
+        ('water', (0, 0, 512, 1023), (64, 64), (4, 6))
+        >>> decode_tokens("<loc0100><loc0200><loc0300><loc0400> car")[0].seg is None  # detection only
+        True
     """
     _check_device_flag("device_paste", device_paste)
     objects = _objects_to_decode(text, height, width, strict, stacklevel=3)
@@ -421,6 +597,19 @@ def iter_decode_tokens(
 
     Returns:
       An iterator of `Segment`, in text order.
+
+    Raises:
+      ValueError: ``chunk`` is not an int >= 1, or as `decode_tokens` (at the call).
+      MalformedObjectError: ``strict=True`` and an object is malformed (at the call).
+      TypeError: ``device_paste`` is not True, False or None.
+      CheckpointNotFoundError: as `decode_tokens` (when the first mask is decoded).
+
+    Example:
+        >>> text = " ; ".join(f"<loc0000><loc0000><loc0512><loc{k:04d}> box{k}" for k in (100, 200))
+        >>> for s in iter_decode_tokens(text, chunk=1):
+        ...     print(s.label, s.loc)
+        box100 (0, 0, 512, 100)
+        box200 (0, 0, 512, 200)
     """
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk must be an int >= 1, got {chunk!r}")
