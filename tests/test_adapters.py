@@ -14,7 +14,7 @@ import pytest
 from click.testing import Result
 from PIL import Image
 
-from paligemma_segcodec import decode_tokens, encode_mask, encode_masks, load_codec
+from paligemma_segcodec import Segment, decode_tokens, encode_mask, encode_masks, load_codec
 from paligemma_segcodec.datasets import convert_folder
 from paligemma_segcodec.maskio import read_mask
 
@@ -199,3 +199,14 @@ def test_supervision_detections_and_annotation(water_masks: list[np.ndarray]) ->
     assert drawn.shape == (h, w, 3) and np.any(drawn[segs[0].mask] != 40)
     pillow = np.asarray(draw_segments(image, segs, backend="pillow"))
     assert np.any(pillow[segs[0].mask] != 40)
+
+
+def test_annotate_keeps_the_label_of_a_box_on_the_top_edge() -> None:
+    """supervision draws a label above its box by default: a box on the image's top edge lost it."""
+    pytest.importorskip("supervision")
+    from paligemma_segcodec.sv import annotate
+
+    image = Image.fromarray(np.full((200, 200, 3), 40, np.uint8))
+    drawn = np.asarray(annotate(image, [Segment(label="boat", loc=(0, 0, 1023, 1023))]))
+    inside = drawn[4:20, 4:40]  # below the box's top line, right of its left line: the label's background
+    assert np.mean(np.any(inside != 40, axis=-1)) > 0.5

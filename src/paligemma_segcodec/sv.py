@@ -29,7 +29,7 @@ __all__ = ["annotate", "to_detections", "to_suffix"]
 
 def _sv() -> Any:
     with warnings.catch_warnings():  # supervision warns on import when OpenCV is absent: not ours to show
-        warnings.filterwarnings("ignore", message=".*OpenCV.*", category=UserWarning)
+        warnings.filterwarnings("ignore", message=r"OpenCV \(`opencv-python`\) is not installed", category=UserWarning)
         return require("supervision", "supervision")
 
 
@@ -113,8 +113,19 @@ def annotate(image: Image.Image, segments: Sequence[Segment], *, convention: Con
     if len(det):
         scene = sv.MaskAnnotator().annotate(scene=scene, detections=det)
         scene = sv.BoxAnnotator().annotate(scene=scene, detections=det)
-        scene = sv.LabelAnnotator().annotate(scene=scene, detections=det, labels=[s.label for s in segments])
+        scene = _label_annotator(sv).annotate(scene=scene, detections=det, labels=[s.label for s in segments])
     return Image.fromarray(np.asarray(scene))
+
+
+def _label_annotator(sv: Any) -> Any:
+    """supervision's ``LabelAnnotator`` keeping labels inside the image (``smart_position``,
+    supervision >= 0.23): by default a box on the image's top edge gets its label drawn above the
+    image, where it is lost."""
+    import inspect
+
+    if "smart_position" in inspect.signature(sv.LabelAnnotator).parameters:
+        return sv.LabelAnnotator(smart_position=True)
+    return sv.LabelAnnotator(text_position=sv.Position.TOP_LEFT)
 
 
 def _labels_of(detections: Any, labels: Sequence[str] | None, n: int) -> list[str]:
