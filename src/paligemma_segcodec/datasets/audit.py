@@ -46,7 +46,29 @@ __all__ = ["AuditRecord", "AuditReport", "audit_folder", "audit_objects", "box_i
 
 
 def iou(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
-    """Intersection over union of two bool masks of the same shape; 1.0 when both are empty."""
+    """Intersection over union of two bool masks of the same shape; 1.0 when both are empty.
+
+    Args:
+      a: a mask (anything ``np.asarray(a, bool)`` takes: bool, 0/1, 0/255).
+      b: the other mask, the same shape.
+
+    Returns:
+      ``|a & b| / |a | b|``, in [0, 1]; 1.0 when both masks are empty.
+
+    Raises:
+      ValueError: the masks have different shapes.
+
+    Examples:
+        >>> import numpy as np
+        >>> a = np.zeros((4, 4), bool)
+        >>> a[:2] = True
+        >>> b = np.zeros((4, 4), bool)
+        >>> b[1:3] = True
+        >>> iou(a, b)
+        0.3333333333333333
+        >>> iou(a, a), iou(np.zeros((4, 4)), np.zeros((4, 4)))
+        (1.0, 1.0)
+    """
     x, y = np.asarray(a, bool), np.asarray(b, bool)
     if x.shape != y.shape:
         raise ValueError(f"masks have different shapes {x.shape} and {y.shape}")
@@ -68,6 +90,25 @@ class AuditRecord:
 
 @dataclass
 class AuditReport:
+    """What `audit_folder` measured: one `AuditRecord` per object, and the items it skipped.
+
+    ``summary()`` gives the IoU statistics per label, as written to ``summary.json``.
+
+    Attributes:
+      records (list[AuditRecord]): per object, in image (stem) order then object order: the image,
+        object index, label, ``<loc>`` box, area in pixels and round-trip IoU.
+      skipped (list[Problem]): pairs (or files) that could not be audited, and why.
+
+    Examples:
+        >>> report = AuditReport([
+        ...     AuditRecord("a.jpg", 0, "water", (0, 0, 512, 512), 900, 0.9),
+        ...     AuditRecord("a.jpg", 1, "water", (600, 0, 700, 1023), 40, 0.5),
+        ... ])
+        >>> summary = report.summary()
+        >>> sorted(summary), summary["water"]["count"], summary["water"]["mean"]
+        (['all', 'water'], 2.0, 0.7)
+    """
+
     records: list[AuditRecord] = field(default_factory=list)
     skipped: list[Problem] = field(default_factory=list)
 
@@ -221,9 +262,43 @@ def audit_folder(
     """Audits every object of a folder pair; writes ``audit.csv``, ``summary.json``,
     ``histogram.png`` and ``worst.png`` (contact sheet of the ``worst`` objects) to ``out_dir``.
 
-    ``workers``: threads reading the pairs and preparing the objects (None: the CPU count; 1: no
-    threads); the caller's thread encodes, decodes and scores. The outputs are byte-identical
-    whatever the number.
+    The four files replace any previous ones together (all or none). ``segcodec audit``.
+
+    Args:
+      images_dir: the folder of images (matched to masks by stem, `match_pairs`).
+      masks_dir: the folder of binary masks.
+      out_dir: where the four files go (created if needed).
+      label: the objects' label in the report.
+      threshold: mask pixels ``> threshold`` are foreground.
+      instances: ``"components"`` (one object per connected component) or ``"whole"``.
+      min_area: components with fewer pixels are left out.
+      worst: how many of the lowest-IoU objects the contact sheet shows.
+      codec: the codec (default: `paligemma_segcodec.codec.load_codec`'s checkpoint).
+      progress: show a progress bar.
+      workers: threads reading the pairs and preparing the objects (None: the CPU count; 1: no
+        threads); the caller's thread encodes, decodes and scores. The outputs are
+        byte-identical whatever the number.
+
+    Returns:
+      The `AuditReport` (every object's IoU, the skipped items).
+
+    Raises:
+      FileNotFoundError: a folder does not exist, or neither holds any file (`match_pairs`).
+      CheckpointNotFoundError: ``codec=None`` and no checkpoint could be found.
+
+    Examples:
+        >>> import os, tempfile
+        >>> out = tempfile.mkdtemp()
+        >>> report = audit_folder(
+        ...     "tests/data/water/images", "tests/data/water/masks", out, label="water", progress=False
+        ... )
+        >>> len(report.records), report.skipped, sorted(os.listdir(out))
+        (30, [], ['audit.csv', 'histogram.png', 'summary.json', 'worst.png'])
+        >>> r = report.records[0]
+        >>> r.image, r.index, r.label, r.loc, r.area
+        ('water_body_1120.jpg', 0, 'water', (155, 733, 171, 806), 16)
+        >>> 0.0 <= r.iou <= 1.0
+        True
     """
     import json
 

@@ -517,6 +517,28 @@ def segments_to_coco(
     Returns:
       ``{"images", "annotations", "categories"}``; each annotation has ``bbox`` (x, y, w, h in
       pixels), ``area``, ``segmentation``, ``iscrowd: 0`` and ``score: 1.0``.
+
+    Raises:
+      ValueError: ``images`` and ``segments`` differ in length, a label is not in ``categories``,
+        or a segment's full-size ``mask`` is not its image's ``height × width``.
+
+    Examples:
+        >>> import numpy as np
+        >>> from paligemma_segcodec import Segment
+        >>> mask = np.zeros((4, 6), bool)
+        >>> mask[1:3, 0:3] = True
+        >>> answers = [[Segment("car", (256, 0, 767, 511), mask=mask), Segment("sign", (0, 512, 512, 1023))]]
+        >>> images = [{"file_name": "a.jpg", "width": 6, "height": 4}]
+        >>> coco = segments_to_coco(images, answers)
+        >>> coco["categories"]
+        [{'id': 1, 'name': 'car'}, {'id': 2, 'name': 'sign'}]
+        >>> car, sign = coco["annotations"]
+        >>> car["category_id"], car["area"], car["segmentation"]
+        (1, 6, {'size': [4, 6], 'counts': '122000;'})
+        >>> sign["category_id"], sign["segmentation"]  # detection only: a box, no mask
+        (2, [])
+        >>> segments_to_coco(images, answers, polygons=True)["annotations"][0]["segmentation"]
+        [[0.0, 1.0, 3.0, 1.0, 3.0, 3.0, 0.0, 3.0]]
     """
     from pycocotools import mask as mask_utils
 

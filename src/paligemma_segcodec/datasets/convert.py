@@ -90,7 +90,36 @@ def _prepared(ex: Example) -> Sequence[PreparedMask]:
 
 @dataclass
 class ConvertReport:
-    """What a conversion did. ``ok`` is False when anything was skipped."""
+    """What a conversion did. ``ok`` is False when anything was skipped.
+
+    ``summary()`` is the text ``segcodec convert`` prints: lines, objects, splits, dropped
+    components, and the skipped items counted by kind.
+
+    Attributes:
+      output (Path): the JSONL written.
+      lines (int): lines written (one per image, objects or not).
+      objects (int): objects written, over all lines.
+      empty (int): lines with no object (empty suffix: negative examples).
+      dropped_small (int): components dropped as smaller than ``min_area`` or thinner than one
+        ``<loc>`` step.
+      skipped (list[Problem]): items left out (errors), as listed in the errors file.
+      warnings (list[Problem]): items written that look wrong, also in the errors file.
+      seconds (float): wall time of the run.
+      splits (dict[str, int]): lines per split file (``{"train": n, "val": m}``), empty without
+        a split.
+      errors_file (Path | None): where the errors list went (None: `errors_path` of ``output``).
+
+    Examples:
+        >>> from pathlib import Path
+        >>> report = ConvertReport(Path("out.jsonl"), lines=2, objects=3)
+        >>> report.skipped.append(Problem("images/b.jpg", "image without mask (no b.* in masks)"))
+        >>> report.ok
+        False
+        >>> print(report.summary())
+        wrote 2 lines (3 objects, 0 images without objects) to out.jsonl in 0.0s
+        skipped 1 item(s), listed in out.errors.jsonl:
+          1 x image without mask
+    """
 
     output: Path
     lines: int = 0
@@ -468,6 +497,32 @@ def convert_folder(
       workers: threads reading and decoding the files (None: the CPU count, `default_workers`;
         1: no threads). The output is byte-identical whatever the number.
       write: options of `write_examples` (split, seed, images, image_size, batch_size, progress…).
+
+    Returns:
+      The `ConvertReport`; ``output`` and ``OUT.errors.jsonl`` (and ``train.jsonl`` /
+      ``val.jsonl`` with a split) are written, all at once when the run completes.
+
+    Raises:
+      ValueError: neither ``label`` nor ``classes``, a label that cannot be written
+        (`paligemma_segcodec.tokens.check_label`), or a bad ``workers`` or ``write`` option;
+        raised before any file is written.
+      FileNotFoundError: a folder does not exist, or neither holds any file (`match_pairs`).
+      CheckpointNotFoundError: ``codec=None`` and no checkpoint could be found.
+
+    Examples:
+        >>> import json, tempfile
+        >>> from pathlib import Path
+        >>> out = Path(tempfile.mkdtemp()) / "water.jsonl"
+        >>> report = convert_folder(
+        ...     "tests/data/water/images", "tests/data/water/masks", out, label="water", progress=False
+        ... )
+        >>> report.lines, report.objects, report.dropped_small, report.ok
+        (10, 30, 92, True)
+        >>> line = json.loads(out.read_text().splitlines()[0])
+        >>> line["image"], line["prefix"], line["suffix"][:36]
+        ('water_body_1120.jpg', 'segment water', '<loc0155><loc0733><loc0171><loc0806>')
+        >>> out.with_name("water.errors.jsonl").read_text()  # nothing went wrong
+        ''
     """
     folder_labels(label, classes)  # a bad label fails here, before any file is written
     n_workers = resolve_workers(workers)
@@ -508,8 +563,51 @@ def convert_coco(
 ) -> ConvertReport:
     """COCO instances JSON (polygons or RLE) + images folder → JSONL. See `paligemma_segcodec.datasets.coco`.
 
-    ``workers``: threads reading the images and decoding the annotations (None: the CPU count; 1:
-    no threads); the output is byte-identical whatever the number.
+    One line per image (in file-name order), one object per annotation, labelled with its
+    category name; a bad record is one line in ``OUT.errors.jsonl``, the rest is converted.
+
+    Args:
+      annotations: the COCO instances JSON file.
+      images_dir: the folder its ``file_name`` s are under (names leading outside it are refused).
+      output: the JSONL to write.
+      crowd: ``"skip"`` (default: ``iscrowd=1`` annotations left out, counted as warnings) or
+        ``"include"``.
+      min_area: objects with fewer mask pixels are dropped.
+      codec: the codec (default: `paligemma_segcodec.codec.load_codec`'s checkpoint).
+      workers: threads reading the images and decoding the annotations (None: the CPU count; 1:
+        no threads); the output is byte-identical whatever the number.
+      write: options of `write_examples` (split, seed, images, image_size, batch_size, progress…).
+
+    Returns:
+      The `ConvertReport`.
+
+    Raises:
+      ValueError: a file that is not a COCO instances JSON, a category name that cannot be a
+        label, or a bad ``crowd``, ``workers`` or ``write`` option.
+      OSError: the annotation file cannot be opened.
+      CheckpointNotFoundError: ``codec=None`` and no checkpoint could be found.
+
+    Examples:
+        >>> import json, tempfile
+        >>> from pathlib import Path
+        >>> from PIL import Image
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> (folder / "images").mkdir()
+        >>> Image.new("RGB", (64, 48)).save(folder / "images" / "a.png")
+        >>> coco = {
+        ...     "images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 48}],
+        ...     "categories": [{"id": 1, "name": "car"}],
+        ...     "annotations": [
+        ...         {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[8, 8, 40, 8, 40, 30, 8, 30]]}
+        ...     ],
+        ... }
+        >>> _ = (folder / "instances.json").write_text(json.dumps(coco))
+        >>> report = convert_coco(folder / "instances.json", folder / "images", folder / "out.jsonl", progress=False)
+        >>> report.lines, report.objects, report.ok
+        (1, 1, True)
+        >>> line = json.loads((folder / "out.jsonl").read_text())
+        >>> line["image"], line["prefix"], line["suffix"][:36], line["suffix"].count("<seg")
+        ('a.png', 'segment car', '<loc0170><loc0128><loc0639><loc0639>', 16)
     """
     from paligemma_segcodec.datasets.coco import coco_examples
 

@@ -40,7 +40,24 @@ _EIGHT = np.ones((3, 3), bool)
 
 @dataclass(frozen=True)
 class Problem:
-    """One input that could not be used (or looks wrong): which file and why."""
+    """One input that could not be used (or looks wrong): which file and why.
+
+    The dataset tools (convert, lint, audit, eval) report every skipped item and every warning as
+    one of these; ``segcodec convert`` writes them to ``OUT.errors.jsonl`` with `to_json`.
+
+    Attributes:
+      file (str): the file (or ``"row N"``, an annotation id…) the problem is about.
+      reason (str): what is wrong, short, naming no path (reports count problems by reason).
+      severity (Literal["error", "warning"]): ``"error"``: the item was skipped; ``"warning"``: it
+        was used but looks wrong.
+
+    Examples:
+        >>> p = Problem("masks/a.png", "empty mask (no pixel above the threshold)", "warning")
+        >>> p.to_json()
+        {'file': 'masks/a.png', 'reason': 'empty mask (no pixel above the threshold)', 'severity': 'warning'}
+        >>> Problem("images/b.jpg", "image without mask").severity
+        'error'
+    """
 
     file: str
     reason: str
@@ -113,9 +130,18 @@ class MaskObject:
     """One object cut out of a mask.
 
     Attributes:
-      label: its label.
-      box: the tight normalized box ``(y1, x1, y2, x2)`` in the full mask.
-      crop: bool ``(h, w)``: the object's pixels inside that box (``mask[crop_pixels(box)]``).
+      label (str): its label.
+      box (Box): the tight normalized box ``(y1, x1, y2, x2)`` in the full mask.
+      crop (npt.NDArray[np.bool_]): bool ``(h, w)``: the object's pixels inside that box
+        (``mask[crop_pixels(box)]``).
+
+    Examples:
+        >>> import numpy as np
+        >>> mask = np.zeros((8, 8), np.uint8)
+        >>> mask[2:4, 2:6] = 255
+        >>> (obj,), dropped = extract_objects(mask, label="water")
+        >>> obj.label, obj.box, obj.crop.shape, obj.area
+        ('water', (0.25, 0.25, 0.5, 0.75), (2, 4), 8)
     """
 
     label: str
@@ -186,11 +212,27 @@ def match_pairs(
     """Pairs ``images_dir/STEM.*`` with ``masks_dir/STEM.*`` (PNG, JPEG, TIFF, BMP, GIF, WebP;
     case-insensitive).
 
-    Returns the pairs sorted by stem, and one `Problem` per image without a mask, mask without an
-    image, unsupported file type, or duplicated stem.
+    Hidden files (``.name``) and subfolders are ignored; special files (FIFOs, devices) and broken
+    links are reported, never opened.
+
+    Args:
+      images_dir: the folder of images.
+      masks_dir: the folder of masks, one per image, with the image's stem (any supported type).
+
+    Returns:
+      ``(pairs, problems)``: the `Pair` s (``stem``, ``image``, ``mask`` paths) sorted by stem, and
+      one `Problem` per image without a mask, mask without an image, unsupported file type,
+      duplicated stem, unusable file or file name that is not valid UTF-8.
 
     Raises:
       FileNotFoundError: a folder does not exist, or neither folder holds any file.
+
+    Examples:
+        >>> pairs, problems = match_pairs("tests/data/water/images", "tests/data/water/masks")
+        >>> len(pairs), problems
+        (10, [])
+        >>> pairs[0].stem, pairs[0].image.name, pairs[0].mask.parent.name
+        ('water_body_1120', 'water_body_1120.jpg', 'masks')
     """
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
     for folder in (images_dir, masks_dir):
@@ -215,11 +257,26 @@ def match_pairs(
 
 
 def parse_classes(spec: str) -> dict[int, str]:
-    """``"1=water,2=road"`` → ``{1: "water", 2: "road"}``.
+    """``"1=water,2=road"`` → ``{1: "water", 2: "road"}`` (``segcodec convert --classes``).
+
+    Args:
+      spec: comma-separated ``VALUE=NAME`` entries: a mask value (an int) and its label; spaces
+        around entries and names are ignored.
+
+    Returns:
+      Mask value → label, in the order given (a repeated value keeps its last name).
+
+    Raises:
+      ValueError: an entry that is not ``VALUE=NAME`` with an int value and a non-empty name, or
+        a name that cannot be written as a label (`paligemma_segcodec.tokens.check_label`).
 
     Examples:
         >>> parse_classes("1=water, 2=road")
         {1: 'water', 2: 'road'}
+        >>> parse_classes("1=water,road")
+        Traceback (most recent call last):
+        ...
+        ValueError: --classes must look like 1=water,2=road; bad entry 'road'
     """
     classes: dict[int, str] = {}
     for part in spec.split(","):
@@ -272,20 +329,42 @@ def extract_objects(
 ) -> tuple[list[MaskObject], int]:
     """A mask's objects: connected components (8-connected) or the whole mask, per class.
 
-    Args:
-      values: the mask file's values (see `paligemma_segcodec.maskio.read_mask_values`).
-      label: for a binary mask (``values > threshold``): the objects' label.
-      classes: for a semantic mask: value → label; other values (background, void) are ignored.
-      instances: ``"components"`` (one object per connected component) or ``"whole"`` (one object
-        per mask, or per class).
-      min_area: components with fewer pixels are dropped (and counted).
-
     Objects whose box is thinner than one ``<loc>`` step (1/1023 of the side, so ``y2 == y1`` or
     ``x2 == x1`` after rounding: PaliGemma's format cannot express them, and parsers reject them)
     are dropped and counted too, unless ``keep_thin`` (see `is_thin`).
 
+    Args:
+      values: the mask file's values (see `paligemma_segcodec.maskio.read_mask_values`).
+      label: for a binary mask (``values > threshold``): the objects' label.
+      classes: for a semantic mask: value → label; other values (background, void) are ignored.
+      threshold: for a binary mask: pixels ``> threshold`` are the object(s).
+      instances: ``"components"`` (one object per connected component) or ``"whole"`` (one object
+        per mask, or per class).
+      min_area: components with fewer pixels are dropped (and counted).
+      keep_thin: keep the objects thinner than one ``<loc>`` step.
+
     Returns:
-      ``(objects, dropped)``: objects in class order, then raster order of their first pixel.
+      ``(objects, dropped)``: the `MaskObject` s in class order, then raster order of their first
+      pixel; and how many components were dropped (too small or too thin).
+
+    Raises:
+      ValueError: both or neither of ``label`` and ``classes``, or ``instances`` not
+        ``"components"`` / ``"whole"``.
+
+    Examples:
+        >>> import numpy as np
+        >>> values = np.zeros((64, 64), np.uint8)
+        >>> values[4:20, 4:20] = 255  # a 16x16 square
+        >>> values[40:60, 30:50] = 255  # a 20x20 square
+        >>> values[2, 60] = 255  # one stray pixel
+        >>> objects, dropped = extract_objects(values, label="water", min_area=4)
+        >>> [(o.label, o.area) for o in objects], dropped
+        ([('water', 256), ('water', 400)], 1)
+        >>> semantic = np.where(values > 0, 1, 0)
+        >>> semantic[40:60, 30:50] = 2
+        >>> objects, _ = extract_objects(semantic, classes={1: "water", 2: "road"}, instances="whole")
+        >>> [(o.label, o.area) for o in objects]
+        [('water', 257), ('road', 400)]
     """
     if (label is None) == (classes is None):
         raise ValueError("give exactly one of label (binary masks) or classes (semantic masks)")

@@ -43,7 +43,26 @@ __all__ = ["LintReport", "border_wedges", "lint_folder", "lint_pair"]
 
 @dataclass
 class LintReport:
-    """Findings of `lint_folder`, one `Problem` each, and the number of pairs checked."""
+    """Findings of `lint_folder`, one `Problem` each, and the number of pairs checked.
+
+    ``errors`` and ``warnings`` are the problems of each severity; `table` is what ``segcodec lint``
+    prints and ``to_json()`` what ``segcodec lint --json`` writes.
+
+    Attributes:
+      pairs (int): image/mask pairs checked.
+      problems (list[Problem]): the findings: the folders' listing problems first (unmatched,
+        unsupported, unusable files), then each pair's, in stem order.
+
+    Examples:
+        >>> report = LintReport(2, [Problem("masks/a.png", "empty mask (no pixel above the threshold)", "warning")])
+        >>> len(report.errors), len(report.warnings), report.to_json()["warnings"]
+        (0, 1, 1)
+        >>> print(report.table())
+        severity  file   finding
+        ----------------------------------------------------------
+        warning   a.png  empty mask (no pixel above the threshold)
+        2 pairs checked: 0 errors, 1 warnings
+    """
 
     pairs: int = 0
     problems: list[Problem] = field(default_factory=list)
@@ -95,6 +114,29 @@ def border_wedges(
     at most a quarter of the image, at least 3 px deep, and close to a straight line (RMS residual
     < 15 % of the mean depth): a wedge when the line slopes, a strip when it is flat. With ``grey``
     (the image as grey levels), the image under it must also be flat (std < 12 grey levels).
+
+    Args:
+      mask: the binarized mask, bool ``(H, W)``.
+      grey: the image as grey levels, ``(H, W)``; None: the image is not looked at.
+
+    Returns:
+      One ``(side, area_fraction, shape)`` per side with a finding, in the order top, bottom,
+      left, right: ``side`` is ``"top"``, ``"bottom"``, ``"left"`` or ``"right"``,
+      ``area_fraction`` the wedge's share of the image's pixels, ``shape`` ``"wedge"`` or
+      ``"strip"``. Empty when nothing was found.
+
+    Examples:
+        >>> import numpy as np
+        >>> mask = np.zeros((64, 64), bool)
+        >>> for col in range(64):  # a wedge along the top, 3 px deep on the left, 13 on the right
+        ...     mask[: round(3 + 0.15 * col), col] = True
+        >>> border_wedges(mask)
+        [('top', 0.120361328125, 'wedge')]
+        >>> border_wedges(mask, np.full((64, 64), 200.0))  # over a flat image area: still found
+        [('top', 0.120361328125, 'wedge')]
+        >>> textured = np.random.default_rng(0).uniform(0, 255, (64, 64))
+        >>> border_wedges(mask, textured)  # the image has detail there: real content, not padding
+        []
     """
     found = []
     sides = {
@@ -155,7 +197,32 @@ def lint_pair(
     full_fraction: float = 0.98,
     grey_fraction: float = 0.05,
 ) -> list[Problem]:
-    """All findings for one pair (see the module docstring)."""
+    """All findings for one pair (see the module docstring).
+
+    Args:
+      image_path: the image file.
+      mask_path: its mask file (findings are reported under this name).
+      threshold: mask pixels ``> threshold`` are foreground.
+      min_area: connected components (8-connected) with fewer pixels are "tiny".
+      full_fraction: a mask covering more than this share of the pixels is "near-full".
+      grey_fraction: a uint8 mask with more than this share of mid-grey pixels (16 < v < 240) is
+        "not binary".
+
+    Returns:
+      The `Problem` s found, errors and warnings (empty for a clean pair). An unreadable file or a
+      size mismatch is the only finding (the other checks need both files).
+
+    Examples:
+        >>> from pathlib import Path
+        >>> water = Path("tests/data/water")
+        >>> lint_pair(water / "images/water_body_1280.jpg", water / "masks/water_body_1280.jpg")
+        []
+        >>> [p.reason for p in lint_pair(water / "images/water_body_1120.jpg", water / "masks/water_body_1120.jpg")]
+        ['19 tiny object(s) under 16 px (of 23)']
+        >>> (p,) = lint_pair(water / "images/water_body_1120.jpg", water / "masks/water_body_1280.jpg")
+        >>> p.severity, p.reason
+        ('error', 'size mismatch: mask is 106x162, image is 113x191')
+    """
     try:
         with open_image(image_path) as im:
             grey = np.asarray(im.convert("L"), dtype=np.float32)
@@ -236,10 +303,31 @@ def lint_folder(
     workers: int | None = None,
     **checks: Any,
 ) -> LintReport:
-    """Lints every pair of two folders (matched by stem). ``checks``: options of `lint_pair`.
+    """Lints every pair of two folders (matched by stem, `match_pairs`); ``segcodec lint``.
 
-    ``workers``: threads reading and checking the pairs (None: the CPU count; 1: no threads); the
-    report is the same, in the same order, whatever the number.
+    Args:
+      images_dir: the folder of images.
+      masks_dir: the folder of masks.
+      progress: show a progress bar (True / False, or a `paligemma_segcodec.progress` option).
+      workers: threads reading and checking the pairs (None: the CPU count; 1: no threads); the
+        report is the same, in the same order, whatever the number.
+      checks: options of `lint_pair` (``threshold``, ``min_area``, ``full_fraction``,
+        ``grey_fraction``).
+
+    Returns:
+      The `LintReport`: pairs checked and every finding, listing problems first.
+
+    Raises:
+      FileNotFoundError: a folder does not exist, or neither holds any file (`match_pairs`).
+
+    Examples:
+        >>> report = lint_folder("tests/data/water/images", "tests/data/water/masks", progress=False)
+        >>> report.pairs, len(report.errors), len(report.warnings)
+        (10, 0, 9)
+        >>> report.problems[0].reason
+        '19 tiny object(s) under 16 px (of 23)'
+        >>> lint_folder("tests/data/water/images", "tests/data/water/masks", progress=False, min_area=1).problems
+        []
     """
     n_workers = resolve_workers(workers)
     report = LintReport()

@@ -30,7 +30,18 @@ _POLL_S = 0.25
 
 def default_workers() -> int:
     """The number of CPUs this process may run on (its affinity mask where the OS has one, e.g.
-    a container limited with ``taskset`` or cgroup cpusets), at least 1."""
+    a container limited with ``taskset`` or cgroup cpusets), at least 1.
+
+    The dataset tools use it when ``workers`` is None (``--workers`` not given).
+
+    Returns:
+      The CPU count (``os.sched_getaffinity``, else ``os.cpu_count()``), at least 1.
+
+    Examples:
+        >>> n = default_workers()
+        >>> isinstance(n, int) and n >= 1
+        True
+    """
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # macOS, Windows
@@ -66,10 +77,29 @@ def ordered_map(
     ``fn`` runs concurrently with the caller and with itself: it must not touch shared mutable
     state (return what it found instead; the caller applies it in order).
 
-    Example:
+    Args:
+      fn: the per-item work (reading, decoding); it runs on the pool's threads.
+      items: the inputs, any iterable (consumed lazily, in the caller's thread).
+      workers: the number of threads, an int >= 1 (1: ``fn`` runs in the caller's thread).
+      prefetch: the most items submitted and not yet yielded (default ``3 * workers``).
+
+    Returns:
+      A generator of ``fn(item)`` in input order. Nothing runs until it is iterated; close it
+      (``contextlib.closing``) when stopping early.
+
+    Raises:
+      ValueError: ``workers`` or ``prefetch`` is not an int >= 1 (raised at the call, before
+        anything runs). What ``fn`` or ``items`` raise comes out of the iteration, at that
+        item's position.
+
+    Examples:
         >>> from paligemma_segcodec.datasets.parallel import ordered_map
         >>> list(ordered_map(lambda n: n * n, range(6), workers=3))
         [0, 1, 4, 9, 16, 25]
+        >>> from contextlib import closing
+        >>> with closing(ordered_map(str.upper, iter(["a", "b", "c"]), workers=2, prefetch=1)) as results:
+        ...     next(results)
+        'A'
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an int >= 1, got {workers!r}")
