@@ -29,7 +29,10 @@ NOT_RUN = re.compile(r"<!--\s*not-run:(.*?)-->")
 FENCE = re.compile(r"^(```+|~~~+)\s*([\w+-]*)")
 # Optional extras: a page (or module) that imports one of these runs only where it is installed.
 EXTRAS = ("tensorflow", "ray", "datasets", "supervision", "transformers", "torch")
-# Package modules whose doctests need an extra's module.
+# Package modules whose examples need an extra's module. Their docstrings show the examples that
+# need it as ```python blocks, not ``>>>``: pytest's --doctest-modules (pyproject addopts) collects
+# every ``>>>`` example and cannot skip one for a missing extra. test_module_doctests runs those
+# blocks where the extra is installed (except a block after a not-run marker: one that starts Ray).
 MODULE_EXTRAS = {
     "paligemma_segcodec.tf": "tensorflow",
     "paligemma_segcodec._tf_reference": "tensorflow",
@@ -175,3 +178,39 @@ def test_module_doctests(name: str) -> None:
         for test in tests:  # the finder keeps objects defined in this module (not re-exports)
             runner.run(test)
     assert runner.failures == 0, f"{name}: {runner.failures} doctest example(s) failed (see the output above)"
+    if extra:
+        for where, code in _docstring_blocks(module):
+            try:
+                exec(compile(code, where, "exec"), {"__name__": "__main__"})
+            except Exception as err:  # pragma: no cover - the message is the point
+                raise AssertionError(f"{where}: the example raised {type(err).__name__}: {err}") from err
+
+
+def _docstring_blocks(module: object) -> list[tuple[str, str]]:
+    """``(where, code)`` of the ```python blocks in the docstrings of a module's public names
+    (not those after a ``<!-- not-run: ... -->`` line)."""
+    import inspect
+    import textwrap
+
+    found = []
+    for attr in getattr(module, "__all__", []):
+        doc = inspect.getdoc(getattr(module, attr)) or ""
+        lines = doc.splitlines()
+        i = 0
+        while i < len(lines):
+            m = FENCE.match(lines[i].strip())
+            if not m:
+                i += 1
+                continue
+            start = i
+            i += 1
+            body = []
+            while i < len(lines) and not lines[i].strip().startswith(m.group(1)):
+                body.append(lines[i])
+                i += 1
+            i += 1
+            marked = start > 0 and NOT_RUN.search(lines[start - 1])
+            if m.group(2) == "python" and not marked:
+                where = f"{getattr(module, '__name__', '?')}.{attr}, docstring line {start + 1}"
+                found.append((where, textwrap.dedent("\n".join(body))))
+    return found

@@ -32,10 +32,42 @@ def _datasets() -> Any:
 def jsonl_to_dataset(jsonl: str | os.PathLike[str], images_dir: str | os.PathLike[str]) -> Any:
     """Converted JSONL + images folder → ``datasets.Dataset`` (``image`` as an ``Image`` feature).
 
+    What ``segcodec convert --format hf`` saves (``save_to_disk``; ready for ``push_to_hub``).
+    Blank lines are skipped; the images are referenced by path, read when a row is accessed.
+
+    Args:
+      jsonl: a JSONL written by ``segcodec convert`` (or `paligemma_segcodec.datasets.convert_folder`):
+        one ``{"image", "prefix", "suffix"}`` object per line.
+      images_dir: the folder the ``image`` names are under.
+
+    Returns:
+      A ``datasets.Dataset`` with columns ``image`` (``datasets.Image()``), ``prefix`` and
+      ``suffix`` (strings), one row per line, in file order.
+
     Raises:
       ValueError: a line that is not a JSON object with string ``image``, ``prefix`` and ``suffix``
         (``FILE:LINE``), or an ``image`` name that leads outside ``images_dir``
         (`paligemma_segcodec.errors.UnsafePathError`).
+      ImportError: ``datasets`` is not installed (the ``[hf]`` extra).
+
+    Examples:
+        Needs the ``[hf]`` extra (not a doctest, so that it is skipped without it; the pipelines
+        page runs this use):
+
+        ```python
+        import tempfile
+        from pathlib import Path
+
+        from paligemma_segcodec.datasets import convert_folder
+        from paligemma_segcodec.hf import jsonl_to_dataset
+
+        out = Path(tempfile.mkdtemp()) / "water.jsonl"
+        convert_folder("tests/data/water/images", "tests/data/water/masks", out, label="water", progress=False)
+        ds = jsonl_to_dataset(out, "tests/data/water/images")
+        assert ds.column_names == ["image", "prefix", "suffix"] and len(ds) == 10
+        assert ds[0]["prefix"] == "segment water" and ds[0]["image"].size == (113, 191)
+        ds.save_to_disk(str(out.with_suffix("")))  # then datasets.load_from_disk, push_to_hub
+        ```
     """
     from paligemma_segcodec.safeio import open_regular, resolve_under
 
@@ -67,7 +99,38 @@ def jsonl_to_dataset(jsonl: str | os.PathLike[str], images_dir: str | os.PathLik
 
 
 def load_hf_dataset(path_or_name: str, *, split: str = "train") -> Any:
-    """``load_from_disk`` for a saved folder, else ``load_dataset(name, split=split)``."""
+    """``load_from_disk`` for a saved folder, else ``load_dataset(name, split=split)``.
+
+    What ``segcodec convert --hf-dataset PATH_OR_NAME --hf-split SPLIT`` reads.
+
+    Args:
+      path_or_name: a folder saved with ``save_to_disk`` (a ``Dataset`` or a ``DatasetDict``), or
+        a name for ``datasets.load_dataset`` (a Hub dataset, which may download).
+      split: the split to take from a ``DatasetDict`` or a Hub dataset (a saved ``Dataset`` is
+        returned whole).
+
+    Returns:
+      The ``datasets.Dataset``.
+
+    Raises:
+      ImportError: ``datasets`` is not installed (the ``[hf]`` extra).
+
+    Examples:
+        Needs the ``[hf]`` extra (not a doctest, so that it is skipped without it):
+
+        ```python
+        import tempfile
+
+        import datasets
+
+        from paligemma_segcodec.hf import load_hf_dataset
+
+        folder = tempfile.mkdtemp()
+        train = datasets.Dataset.from_dict({"x": [1, 2, 3]})
+        datasets.DatasetDict({"train": train}).save_to_disk(folder)
+        assert load_hf_dataset(folder)["x"] == [1, 2, 3]  # split="train" of the saved DatasetDict
+        ```
+    """
     datasets = _datasets()
     if Path(path_or_name).exists():
         ds = datasets.load_from_disk(path_or_name)
@@ -107,6 +170,55 @@ def examples_from_dataset(
     thinner than one ``<loc>`` step dropped unless ``widen_thin_boxes``, nothing above the threshold).
 
     The label and the columns are checked at the call, before anything iterates (and writes).
+    Rows have no file names: row ``i`` is named ``{i:06d}.png``. Give the items to
+    `paligemma_segcodec.datasets.convert.write_examples`, which encodes them and writes the
+    JSONL, and the images (from the rows) to ``OUT_DIR/images/``.
+
+    Args:
+      ds: a ``datasets.Dataset`` (anything with ``column_names`` whose rows are dicts).
+      image_column: the column of images (PIL images, as a ``datasets.Image`` feature gives, or
+        ``[H, W, C]`` arrays).
+      mask_column: the column of masks (PIL images or 2-D integer / bool arrays), the image's size.
+      label: the objects' label (binary masks).
+      threshold: mask pixels ``> threshold`` are foreground.
+      instances: ``"components"`` (one object per connected component) or ``"whole"``.
+      min_area: components with fewer pixels are dropped.
+      widen_thin_boxes: keep objects thinner than one ``<loc>`` step (encode them with
+        ``min_loc_extent=1``).
+
+    Returns:
+      A lazy iterator of `Example` (one per row) or `Problem` (an unreadable row, a mask of
+      another size than its image).
+
+    Raises:
+      ValueError: a label that cannot be written (`paligemma_segcodec.tokens.check_label`), or a
+        column that is not in the dataset.
+      TypeError: a label that is not a str.
+
+    Examples:
+        Needs the ``[hf]`` extra (not a doctest, so that it is skipped without it):
+
+        ```python
+        import tempfile
+        from pathlib import Path
+
+        import datasets
+
+        from paligemma_segcodec.datasets.convert import write_examples
+        from paligemma_segcodec.hf import examples_from_dataset
+
+        water = Path("tests/data/water")
+        rows = {
+            "image": [str(water / "images/water_body_1120.jpg"), str(water / "images/water_body_8892.jpg")],
+            "mask": [str(water / "masks/water_body_1120.jpg"), str(water / "masks/water_body_8892.jpg")],
+        }
+        ds = datasets.Dataset.from_dict(rows).cast_column("image", datasets.Image())
+        ds = ds.cast_column("mask", datasets.Image())
+        out = Path(tempfile.mkdtemp()) / "water.jsonl"
+        report = write_examples(examples_from_dataset(ds, label="water"), out, progress=False)
+        assert report.lines == 2 and report.ok
+        assert (out.parent / "images" / "000001.png").is_file()  # row 1's image
+        ```
     """
     check_label(label)
     for column in (image_column, mask_column):

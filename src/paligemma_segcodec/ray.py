@@ -81,6 +81,33 @@ class SegcodecEncoder:
       instances: ``"components"`` or ``"whole"``.
       min_area: components with fewer pixels are dropped.
       checkpoint: the vae-oid.npz path on the workers (default: env var / Hugging Face cache).
+
+    Raises:
+      CheckpointNotFoundError: no checkpoint could be found (when the actor starts).
+      ValueError: neither ``label`` nor ``classes``, or a label that cannot be written.
+
+    Examples:
+        A plain callable: Ray calls it on each batch (a dict of NumPy columns); here, one batch
+        by hand, without Ray (with Ray: the module docstring, or `convert_with_ray`):
+
+        >>> import numpy as np
+        >>> encoder = SegcodecEncoder(label="water")
+        >>> water = "tests/data/water"
+        >>> batch = {
+        ...     "image": np.array(["water_body_1120.jpg", "water_body_1256.jpg"], dtype=object),
+        ...     "image_path": np.array([f"{water}/images/water_body_1120.jpg", f"{water}/images/water_body_1256.jpg"]),
+        ...     "mask_path": np.array([f"{water}/masks/water_body_1120.jpg", f"{water}/masks/missing.jpg"]),
+        ... }
+        >>> out = encoder(batch)
+        >>> out["prefix"].tolist(), out["suffix"][0][:36]
+        (['segment water', ''], '<loc0155><loc0733><loc0171><loc0806>')
+        >>> out["error"][1]
+        'tests/data/water/masks/missing.jpg: unreadable mask: file not found'
+        >>> with open(f"{water}/masks/water_body_8892.jpg", "rb") as f:  # or the mask file's bytes
+        ...     mask_bytes = f.read()
+        >>> column = lambda value: np.array([value], dtype=object)
+        >>> encoder({"image": column("water_body_8892.jpg"), "mask": column(mask_bytes)})["suffix"][0][:36]
+        '<loc0000><loc0028><loc0103><loc0242>'
     """
 
     def __init__(
@@ -147,6 +174,30 @@ def pairs_dataset(images_dir: str | os.PathLike[str], masks_dir: str | os.PathLi
     """A Ray dataset of matched pairs ``{"image", "image_path", "mask_path"}`` (sorted by stem).
 
     Unmatched files are not in it; see `paligemma_segcodec.datasets.match_pairs` for them.
+
+    Args:
+      images_dir: the folder of images, as the workers see it (a shared file system).
+      masks_dir: the folder of masks (matched by stem).
+
+    Returns:
+      A ``ray.data.Dataset``, one row per pair: ``image`` (the image's file name), ``image_path``
+      and ``mask_path`` (strings), the input `SegcodecEncoder` reads.
+
+    Raises:
+      FileNotFoundError: a folder does not exist, or neither holds any file.
+      ImportError: Ray is not installed (the ``[ray]`` extra).
+
+    Examples:
+        Needs the ``[ray]`` extra and starts Ray (not run as a doctest):
+
+        <!-- not-run: starts a Ray cluster -->
+        ```python
+        from paligemma_segcodec.ray import pairs_dataset
+
+        ds = pairs_dataset("tests/data/water/images", "tests/data/water/masks")
+        assert ds.count() == 10
+        print(ds.take(1))  # [{'image': 'water_body_1120.jpg', 'image_path': ..., 'mask_path': ...}]
+        ```
     """
     ray = _ray()
     pairs, _ = match_pairs(images_dir, masks_dir)
@@ -167,10 +218,45 @@ def convert_with_ray(
 ) -> int:
     """The recipe on the current Ray cluster; writes ``output`` and ``OUT.errors.jsonl`` exactly
     like ``segcodec convert`` (same lines, same order; skipped items and warnings alike).
-    Returns the number of lines written.
 
-    ``actors``: size of the actor pool (`actor_pool`); ``concurrency`` is its deprecated old name
-    (a DeprecationWarning; it goes away in the next release)."""
+    Both files are written all or nothing, when every batch is back (see
+    `paligemma_segcodec.safeio.atomic_write`). Ray starts a local cluster if none is running.
+
+    Args:
+      images_dir: the folder of images (as the workers see it).
+      masks_dir: the folder of masks (matched by stem).
+      output: the JSONL to write (and ``OUT.errors.jsonl`` beside it).
+      batch_size: rows per ``map_batches`` call (one codec call per batch).
+      actors: size of the actor pool (`actor_pool`), each actor loading the codec once.
+      concurrency: the deprecated old name of ``actors`` (a DeprecationWarning; it goes away in
+        the next release).
+      encoder: `SegcodecEncoder` options: ``label`` or ``classes``, ``threshold``, ``instances``,
+        ``min_area``, ``checkpoint``.
+
+    Returns:
+      The number of lines written.
+
+    Raises:
+      FileNotFoundError: a folder does not exist, or neither holds any file.
+      ImportError: Ray is not installed (the ``[ray]`` extra).
+
+    Examples:
+        Needs the ``[ray]`` extra and starts Ray (not run as a doctest):
+
+        <!-- not-run: starts a Ray cluster -->
+        ```python
+        import tempfile
+        from pathlib import Path
+
+        from paligemma_segcodec.ray import convert_with_ray
+
+        out = Path(tempfile.mkdtemp()) / "water.jsonl"
+        lines = convert_with_ray(
+            "tests/data/water/images", "tests/data/water/masks", out, label="water", actors=2
+        )
+        assert lines == 10  # the same file as: segcodec convert ... --label water --output OUT
+        ```
+    """
     import json
 
     from paligemma_segcodec.datasets.convert import errors_path

@@ -46,7 +46,44 @@ def _box(values: np.ndarray) -> tuple[float, float, float, float] | None:
 def mask_to_suffix(
     *, label: str | None = None, codec: Codec | None = None, mask_key: str = "mask", box_key: str = "box"
 ) -> Callable[[Mapping[str, Any]], Any]:
-    """A function for ``Dataset.map``: one example's ``{"mask", "box"?}`` → scalar ``tf.string`` suffix."""
+    """A function for ``Dataset.map``: one example's ``{"mask", "box"?}`` → scalar ``tf.string`` suffix.
+
+    The suffix is `paligemma_segcodec.api.encode_mask`'s for the same mask, box and label (the
+    codec runs through ``tf.py_function``, so the pipeline cannot be saved as a SavedModel).
+
+    Args:
+      label: the label after the tokens (None: the tokens only).
+      codec: the codec (default: `paligemma_segcodec.codec.load_codec`'s checkpoint, loaded when
+        the first example is encoded).
+      mask_key: the example's mask: uint8/bool ``[H, W]`` or ``[H, W, 1]``, 0/1 or 0/255.
+      box_key: the example's box, float32 ``[4]`` normalized ``(y1, x1, y2, x2)``; an example
+        without it is encoded with the mask's tight box.
+
+    Returns:
+      ``fn(example) -> tf.string`` (scalar), for ``ds.map(lambda ex: {**ex, "suffix": fn(ex)})``.
+
+    Raises:
+      ImportError: TensorFlow is not installed (the ``[tf]`` extra).
+
+    Examples:
+        Needs the ``[tf]`` extra (not a doctest, so that it is skipped without it; the pipelines
+        page runs this use):
+
+        ```python
+        import numpy as np
+        import tensorflow as tf
+
+        from paligemma_segcodec import encode_mask
+        from paligemma_segcodec.tf import mask_to_suffix
+
+        mask = np.zeros((48, 64), np.uint8)
+        mask[8:40, 16:48] = 1
+        ds = tf.data.Dataset.from_tensors({"mask": mask})
+        encode = mask_to_suffix(label="square")
+        (suffix,) = [ex["suffix"].numpy().decode() for ex in ds.map(lambda ex: {**ex, "suffix": encode(ex)})]
+        assert suffix == encode_mask(mask, label="square")
+        ```
+    """
     tf = _tf()
     from paligemma_segcodec.api import encode_mask
 
@@ -65,7 +102,49 @@ def mask_to_suffix(
 def batched_mask_to_suffix(
     *, label: str | None = None, codec: Codec | None = None, mask_key: str = "mask", box_key: str = "box"
 ) -> Callable[[Mapping[str, Any]], Any]:
-    """A function for ``ds.ragged_batch(n).map(...)``: a batch → ``tf.string [N]``, one codec call per batch."""
+    """A function for ``ds.ragged_batch(n).map(...)``: a batch → ``tf.string [N]``, one codec call per batch.
+
+    The suffixes are `paligemma_segcodec.api.encode_masks`'s for the same masks, boxes and label.
+
+    Args:
+      label: every mask's label (None: the tokens only).
+      codec: the codec (default: `paligemma_segcodec.codec.load_codec`'s checkpoint, loaded when
+        the first batch is encoded).
+      mask_key: the batch's masks: a ``tf.RaggedTensor`` ``[N, None, None(, 1)]`` (masks of
+        different sizes, from ``ragged_batch``) or a dense ``[N, H, W(, 1)]`` tensor; uint8/bool,
+        0/1 or 0/255.
+      box_key: the batch's boxes, float32 ``[N, 4]`` normalized ``(y1, x1, y2, x2)``; a batch
+        without it is encoded with each mask's tight box.
+
+    Returns:
+      ``fn(batch) -> tf.string [N]``, for ``ds.ragged_batch(n).map(lambda b: {**b, "suffix": fn(b)})``.
+
+    Raises:
+      ImportError: TensorFlow is not installed (the ``[tf]`` extra).
+
+    Examples:
+        Needs the ``[tf]`` extra (not a doctest, so that it is skipped without it; the pipelines
+        page runs this use):
+
+        ```python
+        import numpy as np
+        import tensorflow as tf
+
+        from paligemma_segcodec import encode_masks
+        from paligemma_segcodec.tf import batched_mask_to_suffix
+
+        small, large = np.zeros((32, 32), np.uint8), np.zeros((48, 64), np.uint8)
+        small[4:20, 4:20], large[8:40, 16:48] = 1, 1
+        ds = tf.data.Dataset.from_generator(
+            lambda: iter([{"mask": small}, {"mask": large}]),
+            output_signature={"mask": tf.TensorSpec([None, None], tf.uint8)},
+        )
+        encode = batched_mask_to_suffix(label="square")
+        (batch,) = ds.ragged_batch(2).map(lambda b: {**b, "suffix": encode(b)})
+        suffixes = [s.decode() for s in batch["suffix"].numpy()]
+        assert suffixes == encode_masks([small, large], labels=["square", "square"])
+        ```
+    """
     tf = _tf()
     from paligemma_segcodec.api import encode_masks
 
