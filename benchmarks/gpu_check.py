@@ -1,6 +1,6 @@
 """GPU check: token parity (GPU == CPU, and == the reference's golden tokens) and encode/decode throughput.
 
-Prints one JSON object (and writes it to ``--out`` after every stage, so a run cut short still
+Prints one JSON object (and writes it to ``--output`` after every stage, so a run cut short still
 reports what it measured). Meant for a machine with an NVIDIA GPU and a CUDA build of JAX:
 
     pip install -e . "jax[cuda12]"
@@ -149,7 +149,7 @@ def main() -> None:
     ap.add_argument("--encode-batches", default="4096,16384,65536")
     ap.add_argument("--decode-batches", default="4096,16384")
     ap.add_argument("--parity", type=int, default=4096, help="64x64 inputs compared GPU vs CPU per checkpoint")
-    ap.add_argument("--out", help="also write the JSON here (after every stage)")
+    ap.add_argument("--output", "-o", "--out", dest="out", help="also write the JSON here (after every stage; --out: old name)")
     ap.add_argument("--precision-variants", action="store_true", help="also time TF32 / bf16x3 (not the product)")
     ap.add_argument("--host-batch", type=int, default=16384, help="batch of the public_api_host_to_host stage")
     ap.add_argument("--device-masks", type=int, default=16384, help="in-memory masks for the device_prep stage")
