@@ -11,4 +11,7 @@ def require(module: str, extra: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as err:  # pragma: no cover - exercised only without the extra
-        raise ImportError(f"this needs {module}: pip install 'paligemma-segcodec[{extra}]'") from err
+        raise ImportError(
+            f"this needs {module}: pip install '.[{extra}]' from a clone of the repository "
+            f"(pip install 'paligemma-segcodec[{extra}]' once the package is published on PyPI)"
+        ) from err
