@@ -149,7 +149,9 @@ def main() -> None:
     ap.add_argument("--encode-batches", default="4096,16384,65536")
     ap.add_argument("--decode-batches", default="4096,16384")
     ap.add_argument("--parity", type=int, default=4096, help="64x64 inputs compared GPU vs CPU per checkpoint")
-    ap.add_argument("--output", "-o", "--out", dest="out", help="also write the JSON here (after every stage; --out: old name)")
+    ap.add_argument(
+        "--output", "-o", "--out", dest="out", help="also write the JSON here (after every stage; --out: old name)"
+    )
     ap.add_argument("--precision-variants", action="store_true", help="also time TF32 / bf16x3 (not the product)")
     ap.add_argument("--host-batch", type=int, default=16384, help="batch of the public_api_host_to_host stage")
     ap.add_argument("--device-masks", type=int, default=16384, help="in-memory masks for the device_prep stage")

@@ -29,10 +29,11 @@ NOT_RUN = re.compile(r"<!--\s*not-run:(.*?)-->")
 FENCE = re.compile(r"^(```+|~~~+)\s*([\w+-]*)")
 # Optional extras: a page (or module) that imports one of these runs only where it is installed.
 EXTRAS = ("tensorflow", "ray", "datasets", "supervision", "transformers", "torch")
-# Package modules whose examples need an extra's module. Their docstrings show the examples that
-# need it as ```python blocks, not ``>>>``: pytest's --doctest-modules (pyproject addopts) collects
-# every ``>>>`` example and cannot skip one for a missing extra. test_module_doctests runs those
-# blocks where the extra is installed (except a block after a not-run marker: one that starts Ray).
+# Package modules whose examples need an extra's module: test_module_doctests (the one runner of
+# the package's docstring examples; pytest's --doctest-modules is not used, it cannot skip a module
+# for a missing extra) skips them without it. Examples that cannot be ``>>>`` (tf.data graphs,
+# Hugging Face datasets) are ```python blocks, run here where the extra is installed (except a
+# block after a not-run marker: one that starts Ray).
 MODULE_EXTRAS = {
     "paligemma_segcodec.tf": "tensorflow",
     "paligemma_segcodec._tf_reference": "tensorflow",
