@@ -87,6 +87,18 @@ class EvalReport:
 
     ``protocol`` and ``det_ious`` (the ``"big_vision"`` protocol's box-accuracy thresholds) say how
     `metrics` summarizes the scores.
+
+    Attributes:
+      scores (list[ImageScore]): one score per scored image, in ground-truth order.
+      skipped (list[Problem]): ground-truth files or records that could not be used (``severity``
+        ``"error"``) and warnings.
+      protocol (str): ``"segcodec"`` or ``"big_vision"``.
+      det_ious (tuple[float, ...]): the ``boxacc/<t>`` thresholds of the ``"big_vision"`` protocol.
+
+    Examples:
+        >>> report = EvalReport()
+        >>> report.metrics()
+        {'protocol': 'segcodec', 'images': 0}
     """
 
     scores: list[ImageScore] = field(default_factory=list)
@@ -131,11 +143,25 @@ class EvalReport:
 def read_predictions(path: str | os.PathLike[str]) -> dict[str, str]:
     """JSONL with ``image`` and ``prediction`` (or ``suffix``) per line → {image name: text}.
 
+    Args:
+      path: the predictions file (UTF-8 JSONL; a byte-order mark is accepted; blank lines skipped).
+
+    Returns:
+      ``{image name: answer text}`` in file order.
+
     Raises:
       ValueError: a line that is not a JSON object with those string fields, or a second line for
         the same image (``FILE:LINE`` and what is wrong), a file that is not UTF-8.
       OSError: the file cannot be read, or is not a regular file (a FIFO is never opened for a
         blocking read).
+
+    Examples:
+        >>> import json, tempfile
+        >>> path = tempfile.mkdtemp() + "/preds.jsonl"
+        >>> with open(path, "w") as f:
+        ...     _ = f.write(json.dumps({"image": "a.jpg", "prediction": "<loc0000><loc0000><loc1023><loc1023> water"}))
+        >>> read_predictions(path)
+        {'a.jpg': '<loc0000><loc0000><loc1023><loc1023> water'}
     """
     out: dict[str, str] = {}
     first: dict[str, int] = {}
