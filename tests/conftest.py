@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click.testing
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, settings
+
+
+def _click_82_streams() -> None:
+    """click < 8.2 (pyproject allows 8.1): its CliRunner mixes stderr into stdout unless
+    ``mix_stderr=False``, which 8.2 removed. Give every runner 8.2's streams: ``result.stdout`` and
+    ``result.stderr`` apart, ``result.output`` both (here stdout then stderr, not interleaved)."""
+    if "mix_stderr" not in inspect.signature(click.testing.CliRunner.__init__).parameters:
+        return  # click >= 8.2
+    init = click.testing.CliRunner.__init__
+
+    def __init__(self: CliRunner, *args: Any, mix_stderr: bool = False, **kwargs: Any) -> None:
+        init(self, *args, mix_stderr=mix_stderr, **kwargs)
+
+    def output(self: Result) -> str:
+        return self.stdout + (self.stderr if self.stderr_bytes is not None else "")
+
+    click.testing.CliRunner.__init__ = __init__  # type: ignore[method-assign]
+    click.testing.Result.output = property(output)  # type: ignore[assignment,method-assign]
+
+
+_click_82_streams()
 
 # Shared, noisy machines: no per-example deadlines. In CI, derandomized so a run is reproducible.
 settings.register_profile("dev", deadline=None)

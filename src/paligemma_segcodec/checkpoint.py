@@ -35,6 +35,7 @@ from typing import Any, BinaryIO, Literal
 import numpy as np
 import numpy.typing as npt
 
+from paligemma_segcodec._optional import MINIMUM, too_old
 from paligemma_segcodec.errors import CheckpointError, CheckpointNotFoundError
 from paligemma_segcodec.safeio import open_regular
 
@@ -177,18 +178,36 @@ _PROBE_SECONDS = 1.5  # how long the Hub may take to accept a TCP connection bef
 
 def _hf_imports() -> tuple[Any, type[Exception], str]:
     """``hf_hub_download``, its "not in the cache" error type and the Hub endpoint, across
-    huggingface_hub versions (the error moved to ``huggingface_hub.errors`` in 0.24)."""
+    huggingface_hub versions (the error moved to ``huggingface_hub.errors`` in 0.24); a
+    huggingface_hub older than the declared lower bound is a `CheckpointNotFoundError` that says
+    "too old: found X, need Y"."""
     try:
         import huggingface_hub
         from huggingface_hub import hf_hub_download
     except ImportError as err:  # pragma: no cover - huggingface_hub is a dependency
         raise CheckpointNotFoundError(f"huggingface_hub cannot be imported ({err}). {_HOW_TO_GET}") from err
+    old = too_old(huggingface_hub, MINIMUM["huggingface_hub"])
+    if old:
+        raise CheckpointNotFoundError(f"{old} (pip install -U huggingface_hub). {_HOW_TO_GET}")
     try:
         from huggingface_hub.errors import LocalEntryNotFoundError
     except ImportError:  # huggingface_hub < 0.24
         from huggingface_hub.utils import LocalEntryNotFoundError  # type: ignore[attr-defined]
     endpoint = str(getattr(huggingface_hub.constants, "ENDPOINT", "https://huggingface.co"))
     return hf_hub_download, LocalEntryNotFoundError, endpoint
+
+
+def _hf_cache_dir() -> dict[str, str]:
+    """``{"cache_dir": ...}`` when ``huggingface_hub.constants.HF_HUB_CACHE`` was changed after
+    import and this huggingface_hub (0.23) reads the import-time copy its ``file_download`` module
+    keeps; ``{}`` otherwise (the default is already the current value)."""
+    try:
+        from huggingface_hub import constants, file_download
+    except ImportError:  # pragma: no cover - huggingface_hub is a dependency
+        return {}
+    current = getattr(constants, "HF_HUB_CACHE", None)
+    frozen = getattr(file_download, "HF_HUB_CACHE", current)
+    return {"cache_dir": str(current)} if current is not None and frozen != current else {}
 
 
 def _hub_reachable(endpoint: str, seconds: float = _PROBE_SECONDS) -> bool:
@@ -221,7 +240,7 @@ def _behind_proxy() -> bool:
 
 def _download_default() -> Path:
     hf_hub_download, not_cached, endpoint = _hf_imports()
-    where = {"repo_id": HF_REPO_ID, "filename": HF_FILENAME, "repo_type": HF_REPO_TYPE}
+    where = {"repo_id": HF_REPO_ID, "filename": HF_FILENAME, "repo_type": HF_REPO_TYPE, **_hf_cache_dir()}
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
     try:  # the cache first: no network, no retries
         local = hf_hub_download(**where, local_files_only=True)
