@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import os
@@ -35,6 +36,10 @@ def _click_82_streams() -> None:
 
 
 _click_82_streams()
+
+# huggingface_hub 0.23 copies constants.HF_HUB_CACHE into its file_download module when that is first
+# imported (lazily, on first use): import it now, before a test patches the constant for a while.
+importlib.import_module("huggingface_hub.file_download")
 
 # Shared, noisy machines: no per-example deadlines. In CI, derandomized so a run is reproducible.
 settings.register_profile("dev", deadline=None)
