@@ -56,5 +56,8 @@ def require(module: str, extra: str) -> Any:
         ) from err
     old = too_old(found, MINIMUM[module]) if module in MINIMUM else None
     if old:
-        raise ImportError(f"{old}: pip install -U 'paligemma-segcodec[{extra}]'")
+        raise ImportError(
+            f"{old}: pip install -U '.[{extra}]' from a clone of the repository "
+            f"(pip install -U 'paligemma-segcodec[{extra}]' once the package is published on PyPI)"
+        )
     return found
