@@ -48,7 +48,8 @@ def codec() -> Codec:
 @pytest.fixture
 def cli() -> Callable[..., Result]:
     def run(*args: object) -> Result:
-        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+        env = {"PALIGEMMA_SEGCODEC_CHECKPOINT": str(DATA / "fixture-vae.npz")}  # never the download
+        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False, env=env)
 
     return run
 
