@@ -26,6 +26,7 @@ from paligemma_segcodec.cli import main
 from paligemma_segcodec.codec import Codec
 from paligemma_segcodec.datasets.bv_protocol import (
     BV_DET_IOUS,
+    bv_box_iou,
     bv_ground_truth_box,
     bv_metrics,
     check_det_ious,
@@ -377,3 +378,56 @@ class _NoDecode:
 
 
 _NO_DECODE: Codec = _NoDecode()  # type: ignore[assignment]
+
+
+# ---------------------------------------------------------------------------------------------
+# COCO ground truth: the annotations' own bbox is big_vision's ground-truth box
+
+
+def _coco_file(path: Path, bboxes: list[object]) -> Path:
+    """A 100x100 image with one polygon annotation per entry of ``bboxes`` (the ``bbox`` field as
+    given; ``"absent"`` leaves it out); every polygon is the square 20..60."""
+    anns = []
+    for i, bbox in enumerate(bboxes, 1):
+        ann: dict[str, object] = {"id": i, "image_id": 1, "category_id": 1, "iscrowd": 0}
+        ann["segmentation"] = [[20, 20, 60, 20, 60, 60, 20, 60]]
+        if bbox != "absent":
+            ann["bbox"] = bbox
+        anns.append(ann)
+    doc = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100}],
+        "annotations": anns,
+        "categories": [{"id": 1, "name": "water"}],
+    }
+    path.write_text(json.dumps(doc))
+    return path
+
+
+ANSWER = "<loc0205><loc0205><loc0614><loc0614>" + FULL + " water"
+
+
+def _box_iou_of(tmp_path: Path, codec: Codec, bboxes: list[object]) -> float:
+    coco = _coco_file(tmp_path / "gt.json", bboxes)
+    report = evaluate({"a.jpg": ANSWER}, coco=coco, protocol="big_vision", codec=codec)
+    (score,) = report.scores
+    return score.box_iou
+
+
+def test_coco_ground_truth_box_is_the_annotations_bbox(tmp_path: Path, codec: Codec) -> None:
+    pred = np.array([205, 205, 614, 614]) / 1023
+    bbox = [19.5, 18.25, 41.0, 42.5]  # x, y, w, h: not the rasterized polygon's tight box
+    gt = np.array([18.25 / 100, 19.5 / 100, 60.75 / 100, 60.5 / 100], np.float64).astype(np.float32)
+    expected = bv_box_iou(pred, gt)
+    assert _box_iou_of(tmp_path, codec, [bbox]) == expected
+    # two annotations: the union of their boxes
+    union = bv_box_iou(pred, np.array([18.25 / 100, 5 / 100, 60.75 / 100, 60.5 / 100], np.float64).astype(np.float32))
+    assert _box_iou_of(tmp_path, codec, [bbox, [5, 30, 10, 10]]) == union
+
+
+@pytest.mark.parametrize("bad", ["absent", None, [1, 2, 3], [0, 0, -1, 5], [0, 0, float("nan"), 1], [True, 0, 1, 1]])
+def test_coco_without_a_valid_bbox_uses_the_mask_box(tmp_path: Path, codec: Codec, bad: object) -> None:
+    from paligemma_segcodec.datasets.coco import annotation_mask
+
+    pred = np.array([205, 205, 614, 614]) / 1023
+    mask = annotation_mask({"segmentation": [[20, 20, 60, 20, 60, 60, 20, 60]]}, 100, 100)
+    assert _box_iou_of(tmp_path, codec, [bad]) == bv_box_iou(pred, bv_ground_truth_box(mask))

@@ -25,8 +25,9 @@ a bad record is one error line (`Problem`) and the rest of the file is still con
 - ``width`` and ``height`` (when given; always for evaluation) are positive integers with
   ``width * height <= MAX_PIXELS`` (2**28 = 268,435,456 pixels, 256 MiB per uint8 mask); no
   image-size buffer is allocated before that check.
-- ``iscrowd`` is 0 or 1 (absent: 0). ``bbox`` and ``area`` are not used (the box is computed from
-  the mask), so they are not checked: a null or malformed ``bbox`` is ignored.
+- ``iscrowd`` is 0 or 1 (absent: 0). ``area`` is not used. ``bbox`` is used only as the
+  ground-truth box of ``eval --protocol big_vision`` (conversion computes boxes from the masks): a
+  null or malformed ``bbox`` (not 4 finite numbers with ``w, h >= 0``) is kept as None, never an error.
 - Polygons: a list of lists of finite numbers (no booleans, strings, nulls, nested lists), each of
   even length ≥ 6, every point within the image with `POLYGON_MARGIN` (1 pixel) of slack; at most
   `MAX_POLYGON_POINTS` (500,000) points per annotation, and an outline of at most
@@ -47,6 +48,7 @@ buffer (each pasted into its box, encoded, cleared), so memory does not grow wit
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import closing
@@ -114,13 +116,18 @@ class CocoImage:
 
 @dataclass(frozen=True)
 class CocoAnnotation:
-    """A checked ``annotations`` record (ids and ``iscrowd``); ``segmentation`` is checked when decoded."""
+    """A checked ``annotations`` record (ids and ``iscrowd``); ``segmentation`` is checked when decoded.
+
+    ``bbox`` is the record's ``[x, y, w, h]`` in pixels when it has one of 4 finite numbers with
+    ``w, h >= 0``, else None (it is optional: only ``eval --protocol big_vision`` reads it).
+    """
 
     id: int
     image_id: int
     category_id: int
     iscrowd: bool
     segmentation: Any
+    bbox: tuple[float, float, float, float] | None = None
 
 
 @dataclass
@@ -281,6 +288,18 @@ def _read_categories(out: CocoFile, entries: list[Any]) -> None:
         out.categories[cid] = name
 
 
+def _bbox(value: Any) -> tuple[float, float, float, float] | None:
+    """A record's ``bbox`` as 4 floats when it is 4 finite numbers with ``w, h >= 0``, else None."""
+    if not isinstance(value, list) or len(value) != 4:
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return None
+    x, y, w, h = (float(v) for v in value)
+    if not all(math.isfinite(v) for v in (x, y, w, h)) or w < 0 or h < 0:
+        return None
+    return x, y, w, h
+
+
 def _read_annotations(out: CocoFile, entries: list[Any]) -> None:
     first_id: dict[int, int] = {}
     for i, entry in enumerate(entries):
@@ -304,7 +323,14 @@ def _read_annotations(out: CocoFile, entries: list[Any]) -> None:
             continue
         first_id[ann_id] = i
         out.annotations.append(
-            CocoAnnotation(ann_id, entry["image_id"], entry["category_id"], bool(crowd), entry.get("segmentation"))
+            CocoAnnotation(
+                ann_id,
+                entry["image_id"],
+                entry["category_id"],
+                bool(crowd),
+                entry.get("segmentation"),
+                _bbox(entry.get("bbox")),
+            )
         )
 
 

@@ -32,7 +32,7 @@ from collections.abc import Generator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -348,11 +348,11 @@ def _gt_from_masks(
 
 def _gt_from_coco(
     annotations: Path, workers: int = 1
-) -> tuple[int, Generator[tuple[str, npt.NDArray[np.bool_]], None, None]]:
-    """``(number of images, each image's merged non-crowd annotations)`` (decoded on ``workers``
-    threads, in order). Records that fail `coco.read_coco`'s checks and annotations that
+) -> tuple[int, Generator[tuple[str, npt.NDArray[np.bool_]], None, None], dict[str, npt.NDArray[np.float32]]]:
+    """``(number of images, each image's merged non-crowd annotations, {stem: box})`` (decoded on
+    ``workers`` threads, in order). Records that fail `coco.read_coco`'s checks and annotations that
     `coco.annotation_mask` refuses are skipped, one warning each (``FILE: reason``), warned in the
-    caller's thread in file order."""
+    caller's thread in file order. The boxes (`_coco_gt_box`) are filled in as the masks are read."""
     from paligemma_segcodec.datasets.coco import CocoAnnotation, CocoImage, annotation_mask, read_coco
 
     coco = read_coco(annotations, need_size=True)
@@ -380,6 +380,11 @@ def _gt_from_coco(
         return Path(info.file_name).stem, mask, messages
 
     images = sorted(coco.images, key=lambda im: (im.file_name, im.id))
+    boxes: dict[str, npt.NDArray[np.float32]] = {}
+    for info in images:
+        box = _coco_gt_box([a for a in anns_of.get(info.id, []) if not a.iscrowd], info)
+        if box is not None:
+            boxes[Path(info.file_name).stem] = box
 
     def masks() -> Generator[tuple[str, npt.NDArray[np.bool_]], None, None]:
         with closing(ordered_map(image_mask, images, workers=workers)) as found:
@@ -388,7 +393,23 @@ def _gt_from_coco(
                     warnings.warn(message, UserWarning, stacklevel=2)
                 yield stem, mask
 
-    return len(images), masks()
+    return len(images), masks(), boxes
+
+
+def _coco_gt_box(anns: list[Any], info: Any) -> npt.NDArray[np.float32] | None:
+    """big_vision's ground-truth box of an image from its non-crowd annotations' ``bbox`` fields:
+    their union ``[x, y, x + w, y + h]`` as ``(y1 / h, x1 / w, y2 / h, x2 / w)`` (float64 quotients,
+    clipped to [0, 1], then float32: as TFDS stores refcoco's boxes). None when an annotation has no
+    valid ``bbox`` (the mask's tight box is used then) or there is no annotation."""
+    if not anns or any(a.bbox is None for a in anns):
+        return None
+    h, w = int(info.height), int(info.width)
+    x1 = min(a.bbox[0] for a in anns)
+    y1 = min(a.bbox[1] for a in anns)
+    x2 = max(a.bbox[0] + a.bbox[2] for a in anns)
+    y2 = max(a.bbox[1] + a.bbox[3] for a in anns)
+    box = np.clip(np.array([y1 / h, x1 / w, y2 / h, x2 / w], np.float64), 0.0, 1.0)
+    return box.astype(np.float32)
 
 
 def evaluate(
@@ -413,8 +434,9 @@ def evaluate(
 
     An image's ground truth is one mask: the mask file's foreground pixels (``> threshold``, see
     `paligemma_segcodec.maskio.binarize`), or the union of the image's non-crowd COCO annotations.
-    Under ``protocol="big_vision"`` its box is the mask's tight box (`bv_protocol.bv_ground_truth_box`;
-    a COCO annotation's ``bbox`` field is not used).
+    Under ``protocol="big_vision"`` its box is, with ``coco``, the union of the image's non-crowd
+    annotations' ``bbox`` fields (what big_vision's refcoco data holds), or the mask's tight box
+    (`bv_protocol.bv_ground_truth_box`) with ``masks_dir`` or when an annotation has no valid ``bbox``.
 
     Args:
       predictions: image name (or path; matched by stem) → the model's answer.
@@ -459,7 +481,6 @@ def evaluate(
     thresholds = check_det_ious(BV_DET_IOUS if det_ious is None else det_ious)
     n_workers = resolve_workers(workers)
     report = EvalReport(protocol=protocol, det_ious=thresholds)
-    score = score_image_bv if protocol == "big_vision" else score_image
     by_stem = {Path(k).stem: v for k, v in predictions.items()}
     seen = set()
     with warnings.catch_warnings(record=True) as caught:
@@ -467,15 +488,20 @@ def evaluate(
         # score_image ignores these too; here as well, because warnings' filters are process-wide:
         # a reading thread's own catch_warnings (Pillow's bomb warning) can restore them mid-image
         warnings.simplefilter("ignore", SkippedObjectWarning)
+        gt_boxes: dict[str, npt.NDArray[np.float32]] = {}
         if masks_dir is not None:
             files = _mask_files(Path(masks_dir))
             total, gt = len(files), _gt_from_masks(files, threshold, report.skipped, n_workers)
         else:
-            total, gt = _gt_from_coco(Path(str(coco)), n_workers)
+            total, gt, gt_boxes = _gt_from_coco(Path(str(coco)), n_workers)
         with closing(gt):
             for stem, mask in wrap_progress(progress, gt, total=total, desc="eval"):
                 seen.add(stem)
-                report.scores.append(score(stem, by_stem.get(stem), mask, codec=codec))
+                if protocol == "big_vision":
+                    box = gt_boxes.get(stem)
+                    report.scores.append(score_image_bv(stem, by_stem.get(stem), mask, gt_box=box, codec=codec))
+                else:
+                    report.scores.append(score_image(stem, by_stem.get(stem), mask, codec=codec))
     for w in caught:
         if issubclass(w.category, SkippedObjectWarning):
             warnings.warn(w.message, w.category, stacklevel=2)  # the answers' own warnings: passed on
